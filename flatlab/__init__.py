@@ -1,0 +1,8 @@
+"""flatlab: training-as-a-service for sharpness-aware optimization research."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("flatlab")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"

@@ -1,0 +1,67 @@
+"""flatlab's configuration: one pydantic-settings object, read once from the environment.
+
+Every variable is `FLATLAB_<FIELD>` (an optional `.env` file is read too). With
+nothing set, flatlab runs embedded: SQLite and a filesystem broker under
+`./.flatlab/`, auth off.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLATLAB_", env_file=".env", extra="ignore")
+
+    home: Path = Field(Path(".flatlab"), description="embedded state: database, broker, files")
+    database_url: str | None = None
+    broker_url: str | None = None
+    data_dir: Path | None = None
+    artifact_dir: Path | None = None
+    auth_required: bool | None = None
+    max_upload_bytes: int = 200 * 1024 * 1024
+    max_running_jobs_per_team: int = 64
+    max_benchmark_jobs: int = 1000
+    lease_seconds: int = 60
+    heartbeat_seconds: float = 5.0
+    max_attempts: int = 3
+    reconcile_seconds: float = 15.0
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'flatlab.db').resolve()}"
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        return (self.home / "broker").resolve()
+
+    @property
+    def datasets_dir(self) -> Path:
+        return (self.data_dir or self.home / "data").resolve()
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return (self.artifact_dir or self.home / "artifacts").resolve()
+
+    @property
+    def auth_on(self) -> bool:
+        return self.auth_required if self.auth_required is not None else not self.embedded
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
