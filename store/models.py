@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -41,7 +41,13 @@ JsonType = JSON().with_variant(JSONB(), "postgresql")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 FAILURE_REASONS = (
-    "user_error", "diverged", "timeout", "oom", "infra_lost", "exhausted_retries", "cancelled",
+    "user_error",
+    "diverged",
+    "timeout",
+    "oom",
+    "infra_lost",
+    "exhausted_retries",
+    "cancelled",
 )
 
 
@@ -55,7 +61,7 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JsonType, list[Any]: JsonType}
 
 
 class Team(Base):

@@ -29,13 +29,13 @@ __all__ = [
     "DataSpec",
     "JobSpec",
     "LimitsSpec",
-    "MeasureSpec",
     "MeasureItem",
+    "MeasureSpec",
     "ModelSpec",
     "OptimizerSpec",
     "TrainingSpec",
-    "spec_hash",
     "public_loc",
+    "spec_hash",
 ]
 
 
@@ -190,6 +190,8 @@ def public_loc(loc: tuple[Any, ...] | list[Any]) -> list[str | int]:
 
 def _is_tag(kind: Any, part: Any) -> bool:
     tables: dict[str, dict[str, Info] | dict[str, Any]] = {
-        "optimizer": RULES, "model": MODELS, "data": DATASETS,
+        "optimizer": RULES,
+        "model": MODELS,
+        "data": DATASETS,
     }
     return isinstance(part, str) and part in tables[kind]

@@ -75,14 +75,22 @@ class WideResNetParams(StrictModel):
 MODELS: dict[str, Info] = {
     i.name: i
     for i in [
-        Info(name="linear", title="Linear model (least squares or logistic)",
-             params=LinearParams),
-        Info(name="random_features", title="Random-features kernel regression",
-             params=RandomFeaturesParams),
-        Info(name="one_hidden", title="One-hidden-layer network (Behdin & Mazumder 2023)",
-             params=OneHiddenParams),
-        Info(name="two_layer_relu", title="Two-layer ReLU network (Wen, Li & Ma 2023)",
-             params=TwoLayerReluParams),
+        Info(name="linear", title="Linear model (least squares or logistic)", params=LinearParams),
+        Info(
+            name="random_features",
+            title="Random-features kernel regression",
+            params=RandomFeaturesParams,
+        ),
+        Info(
+            name="one_hidden",
+            title="One-hidden-layer network (Behdin & Mazumder 2023)",
+            params=OneHiddenParams,
+        ),
+        Info(
+            name="two_layer_relu",
+            title="Two-layer ReLU network (Wen, Li & Ma 2023)",
+            params=TwoLayerReluParams,
+        ),
         Info(name="mlp", title="Multi-layer perceptron", params=MlpParams),
         Info(name="cnn", title="Small CNN", params=CnnParams),
         Info(name="resnet18", title="ResNet-18, CIFAR form", params=ResNetParams),
@@ -130,7 +138,9 @@ class DigitsParams(StrictModel):
 
 class NpzParams(StrictModel):
     path: str = Field(
-        ..., min_length=1, max_length=255,
+        ...,
+        min_length=1,
+        max_length=255,
         description="file name under the data folder, or an uploaded dataset id",
     )
 
@@ -143,22 +153,53 @@ class CifarParams(StrictModel):
 DATASETS: dict[str, Info] = {
     i.name: i
     for i in [
-        Info(name="teacher_student", title="Teacher–student regression with noise σ",
-             params=TeacherStudentParams, task="regression"),
-        Info(name="kernel_regression", title="Noisy kernel regression (RBF teacher)",
-             params=KernelRegressionParams, task="regression"),
-        Info(name="relu_teacher", title="Two-layer ReLU teacher", params=ReluTeacherParams,
-             task="regression"),
-        Info(name="sparse_parity", title="Sparse parity (k of n bits)",
-             params=SparseParityParams, task="classification"),
-        Info(name="digits", title="scikit-learn digits (8×8, 10 classes)",
-             params=DigitsParams, task="classification"),
-        Info(name="npz", title="Arrays from an .npz file (x_train, y_train, x_test, y_test)",
-             params=NpzParams),
-        Info(name="cifar10", title="CIFAR-10 from a local folder", params=CifarParams,
-             task="classification"),
-        Info(name="cifar100", title="CIFAR-100 from a local folder", params=CifarParams,
-             task="classification"),
+        Info(
+            name="teacher_student",
+            title="Teacher–student regression with noise σ",
+            params=TeacherStudentParams,
+            task="regression",
+        ),
+        Info(
+            name="kernel_regression",
+            title="Noisy kernel regression (RBF teacher)",
+            params=KernelRegressionParams,
+            task="regression",
+        ),
+        Info(
+            name="relu_teacher",
+            title="Two-layer ReLU teacher",
+            params=ReluTeacherParams,
+            task="regression",
+        ),
+        Info(
+            name="sparse_parity",
+            title="Sparse parity (k of n bits)",
+            params=SparseParityParams,
+            task="classification",
+        ),
+        Info(
+            name="digits",
+            title="scikit-learn digits (8×8, 10 classes)",
+            params=DigitsParams,
+            task="classification",
+        ),
+        Info(
+            name="npz",
+            title="Arrays from an .npz file (x_train, y_train, x_test, y_test)",
+            params=NpzParams,
+        ),
+        Info(
+            name="cifar10",
+            title="CIFAR-10 from a local folder",
+            params=CifarParams,
+            task="classification",
+        ),
+        Info(
+            name="cifar100",
+            title="CIFAR-100 from a local folder",
+            params=CifarParams,
+            task="classification",
+        ),
     ]
 }
 
@@ -228,31 +269,55 @@ class Landscape2dParams(StrictModel):
 MEASURES: dict[str, Info] = {
     i.name: i
     for i in [
-        Info(name="hessian_top_eigenvalue", title="λ_max of the Hessian (Lanczos or power)",
-             params=EigenParams),
-        Info(name="hessian_trace", title="Hessian trace (Hutchinson, Rademacher)",
-             params=TraceParams),
-        Info(name="hessian_density", title="Eigenvalue density (stochastic Lanczos quadrature)",
-             params=DensityParams),
-        Info(name="worst_case_sharpness", title="max_{‖ε‖≤ρ} L(w+ε) − L(w)",
-             params=WorstCaseParams),
+        Info(
+            name="hessian_top_eigenvalue",
+            title="λ_max of the Hessian (Lanczos or power)",
+            params=EigenParams,
+        ),
+        Info(
+            name="hessian_trace", title="Hessian trace (Hutchinson, Rademacher)", params=TraceParams
+        ),
+        Info(
+            name="hessian_density",
+            title="Eigenvalue density (stochastic Lanczos quadrature)",
+            params=DensityParams,
+        ),
+        Info(
+            name="worst_case_sharpness", title="max_{‖ε‖≤ρ} L(w+ε) − L(w)", params=WorstCaseParams
+        ),
         Info(name="ascent_sharpness", title="L(w + ρ g/‖g‖) − L(w)", params=AscentParams),
-        Info(name="average_sharpness", title="E L(w+ε) − L(w), ε ~ N(0, σ²I)",
-             params=AverageParams),
-        Info(name="adaptive_sharpness", title="worst case over ‖ε/(|w|+η)‖ ≤ ρ",
-             params=AdaptiveParams),
-        Info(name="m_sharpness", title="mean over m-example chunks of worst-case sharpness",
-             params=MSharpnessParams),
+        Info(
+            name="average_sharpness", title="E L(w+ε) − L(w), ε ~ N(0, σ²I)", params=AverageParams
+        ),
+        Info(
+            name="adaptive_sharpness",
+            title="worst case over ‖ε/(|w|+η)‖ ≤ ρ",
+            params=AdaptiveParams,
+        ),
+        Info(
+            name="m_sharpness",
+            title="mean over m-example chunks of worst-case sharpness",
+            params=MSharpnessParams,
+        ),
         Info(name="grad_eigvec_alignment", title="|cos(∇L, v₁)|", params=AlignmentParams),
-        Info(name="loss_landscape_1d", title="loss along a filter-normalised direction",
-             params=Landscape1dParams),
-        Info(name="loss_landscape_2d", title="loss on a filter-normalised plane",
-             params=Landscape2dParams),
-        Info(name="prediction_error", title="mean squared distance to the noiseless teacher",
-             params=NoMeasureParams, task="regression"),
+        Info(
+            name="loss_landscape_1d",
+            title="loss along a filter-normalised direction",
+            params=Landscape1dParams,
+        ),
+        Info(
+            name="loss_landscape_2d",
+            title="loss on a filter-normalised plane",
+            params=Landscape2dParams,
+        ),
+        Info(
+            name="prediction_error",
+            title="mean squared distance to the noiseless teacher",
+            params=NoMeasureParams,
+            task="regression",
+        ),
     ]
 }
 
 # Always recorded at every evaluation; not requested in `measure.sharpness`.
-EVAL_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "gen_gap_loss",
-                "gen_gap_acc")
+EVAL_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "gen_gap_loss", "gen_gap_acc")
