@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
@@ -68,9 +68,6 @@ _OPTIMIZER_FIELDS = {
     "schedule": (ScheduleParams, Field(default_factory=ScheduleParams)),
 }
 
-OptimizerSpec = _tagged_union("Optimizer", RULES, _OPTIMIZER_FIELDS)
-ModelSpec = _tagged_union("Model", MODELS, {})
-
 
 class _DataCommon(StrictModel):
     batch_size: int = Field(128, ge=1, le=65_536)
@@ -81,8 +78,14 @@ class _DataCommon(StrictModel):
 
 
 _DATA_FIELDS = {k: (f.annotation, f) for k, f in _DataCommon.model_fields.items()}
-DataSpec = _tagged_union("Data", DATASETS, _DATA_FIELDS)
-MeasureItem = _tagged_union("Measure", MEASURES, {})
+
+if TYPE_CHECKING:  # the unions are built at run time; to a type checker they are Any
+    OptimizerSpec = ModelSpec = DataSpec = MeasureItem = Any
+else:
+    OptimizerSpec = _tagged_union("Optimizer", RULES, _OPTIMIZER_FIELDS)
+    ModelSpec = _tagged_union("Model", MODELS, {})
+    DataSpec = _tagged_union("Data", DATASETS, _DATA_FIELDS)
+    MeasureItem = _tagged_union("Measure", MEASURES, {})
 
 
 class TrainingSpec(StrictModel):
@@ -98,7 +101,7 @@ class TrainingSpec(StrictModel):
 
 class MeasureSpec(StrictModel):
     every_epochs: int = Field(1, ge=1, le=10_000)
-    sharpness: list[MeasureItem] = Field(default_factory=list, max_length=32)  # type: ignore[valid-type]
+    sharpness: list[MeasureItem] = Field(default_factory=list, max_length=32)
     num_examples: int = Field(
         2048, ge=1, le=200_000, description="fixed, unaugmented training examples for measures"
     )
@@ -123,9 +126,9 @@ class JobSpec(BaseModel):
 
     name: str | None = Field(None, max_length=200)
     tags: list[str] = Field(default_factory=list, max_length=32)
-    model: ModelSpec  # type: ignore[valid-type]
-    data: DataSpec  # type: ignore[valid-type]
-    optimizer: OptimizerSpec  # type: ignore[valid-type]
+    model: ModelSpec
+    data: DataSpec
+    optimizer: OptimizerSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     measure: MeasureSpec = Field(default_factory=MeasureSpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
