@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
@@ -80,7 +80,10 @@ class _DataCommon(StrictModel):
 _DATA_FIELDS = {k: (f.annotation, f) for k, f in _DataCommon.model_fields.items()}
 
 if TYPE_CHECKING:  # the unions are built at run time; to a type checker they are Any
-    OptimizerSpec = ModelSpec = DataSpec = MeasureItem = Any
+    OptimizerSpec: TypeAlias = Any
+    ModelSpec: TypeAlias = Any
+    DataSpec: TypeAlias = Any
+    MeasureItem: TypeAlias = Any
 else:
     OptimizerSpec = _tagged_union("Optimizer", RULES, _OPTIMIZER_FIELDS)
     ModelSpec = _tagged_union("Model", MODELS, {})
