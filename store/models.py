@@ -164,7 +164,7 @@ class MetricPoint(Base):
     name: Mapped[str] = mapped_column(String(100))
     step: Mapped[int] = mapped_column(BigInteger)
     epoch: Mapped[float] = mapped_column(Float)
-    value: Mapped[float] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)  # NULL is NaN
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
