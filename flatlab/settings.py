@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
     lease_seconds: int = 60
     heartbeat_seconds: float = 5.0
     max_attempts: int = 3
+    auto_queue: Literal["cpu", "gpu"] = Field(
+        "cpu", description="queue of jobs with training.device 'auto'"
+    )
     reconcile_seconds: float = 15.0
     api_host: str = "127.0.0.1"
     api_port: int = 8000
