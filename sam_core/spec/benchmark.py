@@ -1,0 +1,264 @@
+"""A benchmark body and its expansion into one validated job spec per grid point.
+
+A benchmark is a base job spec, axes (dotted spec paths, each with a list of
+values) and seeds. `expand` takes the cartesian product of the axes and the
+seeds and validates every point as a `JobSpec` before any job exists, so a
+grid is accepted or refused whole (DESIGN.md §5). Torch-free: the API imports it.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sam_core.spec import JobSpec, public_loc
+
+__all__ = ["BenchmarkBody", "BenchmarkInvalid", "Point", "count_points", "expand"]
+
+SPEC_SECTIONS = ("model", "data", "optimizer", "training", "measure", "limits", "tags")
+WHOLE_BLOCKS = ("model", "data", "optimizer")
+MAX_LABEL = 100
+MAX_REPORTED_ERRORS = 20
+
+
+class BenchmarkInvalid(ValueError):
+    """The grid cannot run; `errors` lists each problem with its field path and point."""
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class BenchmarkBody(BaseModel):
+    """What `POST /v1/benchmarks` accepts (after a preset, if named, is filled in)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    tags: list[str] = Field(default_factory=list, max_length=32)
+    base: dict[str, Any] = Field(..., description="a job spec; axes override its fields")
+    axes: dict[str, list[Any]] = Field(default_factory=dict, max_length=16)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1, max_length=1000)
+    baseline: str | None = Field(None, max_length=MAX_LABEL, description="default: first label")
+    reuse: bool = Field(False, description="link succeeded jobs of equal spec_hash, not re-run")
+    preset: str | None = Field(None, max_length=100)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_distinct(cls, seeds: list[int]) -> list[int]:
+        for seed in seeds:
+            if not 0 <= seed <= 2**31 - 1:
+                raise ValueError(f"each seed must be in [0, 2^31 - 1], got {seed}")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
+
+    @field_validator("axes")
+    @classmethod
+    def _axes_well_formed(cls, axes: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for path, values in axes.items():
+            _check_axis_path(path)
+            if not values:
+                raise ValueError(f"axis {path!r} has no values")
+            keys = [_canonical(v) for v in values]
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"axis {path!r} repeats a value: {values}")
+        return axes
+
+
+@dataclass(frozen=True)
+class Point:
+    """One job of the grid: its configuration label, the axis values, the seed, the spec."""
+
+    label: str
+    seed: int
+    values: dict[str, Any]
+    spec: JobSpec = field(compare=False)
+
+
+def count_points(body: BenchmarkBody) -> int:
+    return math.prod(len(v) for v in body.axes.values()) * len(body.seeds)
+
+
+def expand(body: BenchmarkBody, *, max_jobs: int = 1000) -> list[Point]:
+    """Every point of the grid, validated; raises `BenchmarkInvalid` naming each bad point."""
+    total = count_points(body)
+    if total > max_jobs:
+        sizes = " × ".join(f"{len(v)} {k}" for k, v in body.axes.items())
+        raise BenchmarkInvalid(
+            f"benchmark has {total} jobs ({sizes or '1 configuration'} × "
+            f"{len(body.seeds)} seeds), more than the limit of {max_jobs} (max_benchmark_jobs)"
+        )
+    # Whole blocks first, so `optimizer.rho` lands inside the block the `optimizer` axis chose.
+    paths = sorted(body.axes, key=lambda p: p.count("."))
+    labels = _axis_labels(body.axes)
+    points: list[Point] = []
+    errors: list[dict[str, Any]] = []
+    bad_points = 0
+    for combo in itertools.product(*(range(len(body.axes[p])) for p in paths)):
+        values = {p: body.axes[p][i] for p, i in zip(paths, combo, strict=True)}
+        label = "·".join(labels[p][i] for p, i in zip(paths, combo, strict=True)) or "base"
+        for seed in body.seeds:
+            try:
+                spec = _point_spec(body, values, seed)
+            except BenchmarkInvalid as exc:
+                bad_points += 1
+                for error in exc.errors:
+                    if len(errors) < MAX_REPORTED_ERRORS:
+                        errors.append({**error, "point": {"label": label, **values}})
+                break  # the other seeds of this configuration fail the same way
+            points.append(Point(label=label, seed=seed, values=values, spec=spec))
+    if errors:
+        first = errors[0]
+        raise BenchmarkInvalid(
+            f"{bad_points} configuration(s) of the grid are not valid job specs; first: "
+            f"{first['loc']}: {first['msg']} at {first['point']}",
+            errors,
+        )
+    _check_labels(points, body.baseline)
+    return points
+
+
+def _point_spec(body: BenchmarkBody, values: dict[str, Any], seed: int) -> JobSpec:
+    raw = copy.deepcopy(body.base)
+    for path, value in values.items():
+        _set_path(raw, path, copy.deepcopy(value))
+    raw.setdefault("training", {})
+    if not isinstance(raw["training"], dict):
+        raise BenchmarkInvalid("", [{"loc": "training", "msg": "must be an object"}])
+    raw["training"]["seed"] = seed
+    raw["tags"] = list(dict.fromkeys([*raw.get("tags", []), *body.tags]))
+    if body.name and not raw.get("name"):
+        raw["name"] = body.name
+    try:
+        return JobSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise BenchmarkInvalid("", [_describe(e, values) for e in exc.errors()]) from exc
+
+
+def _describe(error: Any, values: dict[str, Any]) -> dict[str, Any]:
+    loc = ".".join(str(p) for p in public_loc(error["loc"]))
+    msg = error["msg"]
+    if error["type"] == "extra_forbidden" and loc in values:
+        msg = f"unknown axis path {loc!r}: the spec has no such field"
+    return {"loc": loc, "msg": msg}
+
+
+def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
+    node: Any = raw
+    parts = path.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        key: Any = int(part) if isinstance(node, list) and part.isdigit() else part
+        try:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else node[key]
+        except (IndexError, TypeError, KeyError):
+            node = None
+        if not isinstance(node, dict | list):
+            where = ".".join(parts[: depth + 1])
+            raise BenchmarkInvalid(
+                "", [{"loc": path, "msg": f"unknown axis path {path!r}: {where!r} is a value"}]
+            )
+    last: Any = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise BenchmarkInvalid("", [{"loc": path, "msg": f"unknown axis path {path!r}"}])
+        last = int(last)
+    node[last] = value
+
+
+def _check_axis_path(path: str) -> None:
+    parts = path.split(".")
+    if any(not p for p in parts):
+        raise ValueError(f"axis {path!r} is not a dotted spec path such as 'optimizer.rho'")
+    if parts[0] not in SPEC_SECTIONS:
+        raise ValueError(
+            f"unknown axis path {path!r}: it must start with one of {', '.join(SPEC_SECTIONS)}"
+        )
+    if path == "training.seed":
+        raise ValueError("'training.seed' is not an axis: list the seeds in 'seeds'")
+
+
+def _axis_labels(axes: dict[str, list[Any]]) -> dict[str, list[str]]:
+    """Readable, distinct names of each axis value: `sam`, `rho=0.1`, `mlp(hidden=[64])`."""
+    tails = [p.rsplit(".", 1)[-1] for p in axes]
+    out: dict[str, list[str]] = {}
+    for path, values in axes.items():
+        if path in WHOLE_BLOCKS and all(isinstance(v, dict) for v in values):
+            out[path] = _block_labels(path, values)
+        else:
+            short = path.rsplit(".", 1)[-1]
+            name = short if tails.count(short) == 1 else path
+            out[path] = [f"{name}={_render(v)}" for v in values]
+    return out
+
+
+def _block_labels(path: str, blocks: list[dict[str, Any]]) -> list[str]:
+    names = [str(b.get("label") or b.get("name", "?")) for b in blocks]
+    labels = list(names)
+    for i, block in enumerate(blocks):
+        same = [j for j, other in enumerate(names) if other == names[i]]
+        if len(same) > 1 and not block.get("label"):
+            differing = _differing_keys([blocks[j] for j in same])
+            inner = ",".join(f"{k}={_render(_get(block, k))}" for k in differing)
+            labels[i] = f"{names[i]}({inner})"
+    if len(set(labels)) != len(labels):
+        raise BenchmarkInvalid(
+            f"axis {path!r} has two blocks with the same label: {labels}",
+            [{"loc": f"axes.{path}", "msg": f"labels repeat: {labels}"}],
+        )
+    return labels
+
+
+def _differing_keys(blocks: list[dict[str, Any]]) -> list[str]:
+    flat = [_flatten(b) for b in blocks]
+    keys = sorted({k for f in flat for k in f} - {"name", "label"})
+    return [k for k in keys if len({_canonical(f.get(k)) for f in flat}) > 1]
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _get(block: dict[str, Any], dotted: str) -> Any:
+    node: Any = block
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "name" in value:
+        return str(value.get("label") or value["name"])
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _check_labels(points: list[Point], baseline: str | None) -> None:
+    labels = list(dict.fromkeys(p.label for p in points))
+    for label in labels:
+        if len(label) > MAX_LABEL:
+            raise BenchmarkInvalid(
+                f"configuration label {label[:40]!r}… has {len(label)} characters, more than "
+                f"{MAX_LABEL}: give the optimizer blocks short labels"
+            )
+    if baseline is not None and baseline not in labels:
+        raise BenchmarkInvalid(
+            f"baseline {baseline!r} is not one of the configurations: {', '.join(labels)}",
+            [{"loc": "baseline", "msg": f"not one of {labels}"}],
+        )
