@@ -1,0 +1,60 @@
+"""The FastAPI application: `create_app(settings)` for tests and tools, `app` for uvicorn.
+
+The API process never imports torch: the spec and catalog come from the
+torch-free `sam_core.spec`, and jobs go to workers by task name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import flatlab
+from api.errors import install_error_handlers
+from api.observability import ApiMetrics, MetricsMiddleware
+from api.routes import catalog, health, jobs
+from flatlab.broker import make_celery
+from flatlab.settings import Settings, get_settings
+from store.db import make_engine, make_session_factory
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if settings.embedded:  # the embedded SQLite file is ours to keep current
+        import migrations
+
+        migrations.upgrade(settings.db_url)
+    yield
+    app.state.engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="flatlab",
+        version=flatlab.__version__,
+        description="Training as a service for sharpness-aware optimization research.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.db_url)
+    app.state.session_factory = make_session_factory(app.state.engine)
+    app.state.celery = make_celery(settings)
+    app.state.metrics = ApiMetrics()
+    app.state.sse_poll_seconds = 0.5
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    install_error_handlers(app)
+    for module in (jobs, catalog, health):
+        app.include_router(module.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn api.app:app` builds the app on first access, not at import
+    if name == "app":
+        globals()["app"] = application = create_app()
+        return application
+    raise AttributeError(name)

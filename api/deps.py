@@ -1,0 +1,88 @@
+"""Request dependencies: settings, the per-request session (one commit), the caller's team."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from flatlab.settings import Settings
+from store.db import session_scope
+from store.errors import Forbidden, Unauthenticated
+from store.keys import authenticate, get_or_create_team
+
+DEFAULT_TEAM = "default"
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: commit after the handler, before the response is sent."""
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+@dataclass(frozen=True)
+class Caller:
+    team_id: str
+    read_only: bool
+
+
+bearer = HTTPBearer(auto_error=False, description="an API key from `flatlab keys create`")
+
+
+def get_caller(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    """The team a request acts for: from its API key, or the default team with auth off."""
+    if not settings.auth_on:
+        return Caller(team_id=_default_team_id(request), read_only=False)
+    if credentials is None:
+        raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
+    found = authenticate(session=session, key=credentials.credentials)
+    if found is None:
+        raise Unauthenticated("unknown or revoked API key")
+    team, read_only = found
+    return Caller(team_id=team.id, read_only=read_only)
+
+
+def _default_team_id(request: Request) -> str:
+    """The default team's id, created on first use in a transaction of its own."""
+    team_id: str | None = getattr(request.app.state, "default_team_id", None)
+    if team_id is None:
+        with session_scope(request.app.state.session_factory) as session:
+            team_id = get_or_create_team(session=session, name=DEFAULT_TEAM).id
+        request.app.state.default_team_id = team_id
+    return team_id
+
+
+def get_writer(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    if caller.read_only:
+        raise Forbidden("this API key is read-only")
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+WriterDep = Annotated[Caller, Depends(get_writer)]

@@ -1,0 +1,58 @@
+"""/healthz (the process answers), /readyz (database and broker reachable), /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from api.schemas import Health
+from store.db import session_scope
+from store.errors import Unavailable
+from store.jobs import count_jobs_by_status
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """Liveness: the process serves requests."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"description": "not ready"}})
+def readyz(request: Request) -> Health:
+    """Readiness: the database answers a query and the broker accepts a connection."""
+    checks = {"database": _check_database(request), "broker": _check_broker(request)}
+    down = sorted(name for name, result in checks.items() if result != "ok")
+    if down:
+        raise Unavailable(f"not ready: {' and '.join(down)} unreachable", checks=checks)
+    return Health(status="ready", checks=checks)
+
+
+def _check_database(request: Request) -> str:
+    try:
+        with request.app.state.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+def _check_broker(request: Request) -> str:
+    try:
+        with request.app.state.celery.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus text format: request counts and latency, jobs by status."""
+    api_metrics = request.app.state.metrics
+    with session_scope(request.app.state.session_factory) as session:
+        for status, count in count_jobs_by_status(session=session).items():
+            api_metrics.jobs.labels(status).set(count)
+    return Response(generate_latest(api_metrics.registry), media_type=CONTENT_TYPE_LATEST)

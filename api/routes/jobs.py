@@ -1,0 +1,158 @@
+"""/v1/jobs: submit, list, read, cancel, and a job's metrics, live events and artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
+from fastapi.responses import FileResponse
+from sse_starlette.sse import EventSourceResponse
+
+from api.deps import CallerDep, SessionDep, SettingsDep, WriterDep
+from api.schemas import (
+    ArtifactPublic,
+    ArtifactsPublic,
+    JobCreate,
+    JobPublic,
+    JobsPublic,
+    JobsQuery,
+    MetricPointPublic,
+    MetricsPublic,
+)
+from api.services.events import job_events
+from api.services.jobs import enqueue_after_commit, submit_job
+from store.artifacts import get_artifact, list_artifacts
+from store.errors import NotFound
+from store.jobs import JobFilters, get_job, list_jobs, request_cancel
+from store.metrics import read_metric_points
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255, description="retry-safe key"),
+]
+
+
+@router.post("", status_code=202, response_model=JobPublic)
+def create_job(
+    spec: JobCreate,
+    request: Request,
+    response: Response,
+    background: BackgroundTasks,
+    session: SessionDep,
+    settings: SettingsDep,
+    caller: WriterDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JobPublic:
+    """Submit a training job; it is queued and sent to a worker once committed."""
+    job, created = submit_job(
+        session=session,
+        settings=settings,
+        team_id=caller.team_id,
+        spec=spec,
+        idempotency_key=idempotency_key,
+    )
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    if created:  # the session dependency commits before this background task runs
+        state = request.app.state
+        background.add_task(
+            enqueue_after_commit, state.celery, state.session_factory, job.id, job.queue
+        )
+    else:
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobPublic.from_job(job)
+
+
+@router.get("", response_model=JobsPublic)
+def read_jobs(
+    session: SessionDep,
+    caller: CallerDep,
+    query: Annotated[JobsQuery, Query()],
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> JobsPublic:
+    """List the team's jobs, newest first; follow `next_cursor` for the next page."""
+    jobs, next_cursor = list_jobs(
+        session=session,
+        team_id=caller.team_id,
+        filters=JobFilters(**query.model_dump()),
+        limit=limit,
+        cursor=cursor,
+    )
+    return JobsPublic(items=[JobPublic.from_job(j) for j in jobs], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def read_job(job_id: str, session: SessionDep, caller: CallerDep) -> JobPublic:
+    """A job: status, progress, timings, attempts, summary, error, reproducibility, spec."""
+    return JobPublic.from_job(get_job(session=session, job_id=job_id, team_id=caller.team_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic, status_code=202)
+def cancel_job(
+    job_id: str, response: Response, session: SessionDep, caller: WriterDep
+) -> JobPublic:
+    """Cancel a queued job now (200), or ask a running one to stop at its next step (202)."""
+    job = request_cancel(session=session, team_id=caller.team_id, job_id=job_id)
+    if job.status == "cancelled":
+        response.status_code = 200
+    return JobPublic.from_job(job)
+
+
+@router.get("/{job_id}/metrics", response_model=MetricsPublic)
+def read_metrics(
+    job_id: str,
+    session: SessionDep,
+    caller: CallerDep,
+    names: Annotated[str | None, Query(description="comma-separated: train_loss,test_acc")] = None,
+    since_step: Annotated[int | None, Query(ge=0)] = None,
+) -> MetricsPublic:
+    """A job's metric time series, grouped by name, in step order."""
+    get_job(session=session, job_id=job_id, team_id=caller.team_id)
+    wanted = [n.strip() for n in names.split(",") if n.strip()] if names else None
+    points = read_metric_points(session=session, job_id=job_id, names=wanted, since_step=since_step)
+    grouped: dict[str, list[MetricPointPublic]] = {}
+    for point in points:
+        grouped.setdefault(point.name, []).append(MetricPointPublic.from_point(point))
+    return MetricsPublic(job_id=job_id, metrics=grouped)
+
+
+@router.get("/{job_id}/events", response_class=EventSourceResponse)
+def stream_events(
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    caller: CallerDep,
+    last_event_id: Annotated[int, Header(alias="Last-Event-ID", ge=0)] = 0,
+) -> EventSourceResponse:
+    """Server-sent events: `status` now and on change, `metric` per new point; ends when done."""
+    get_job(session=session, job_id=job_id, team_id=caller.team_id)
+    state = request.app.state
+    events = job_events(
+        state.session_factory, job_id, caller.team_id, last_event_id, state.sse_poll_seconds
+    )
+    return EventSourceResponse(events, ping=15)
+
+
+@router.get("/{job_id}/artifacts", response_model=ArtifactsPublic)
+def read_artifacts(job_id: str, session: SessionDep, caller: CallerDep) -> ArtifactsPublic:
+    """Checkpoints, final weights and plots a job left behind."""
+    get_job(session=session, job_id=job_id, team_id=caller.team_id)
+    rows = list_artifacts(session=session, job_id=job_id)
+    return ArtifactsPublic(items=[ArtifactPublic.from_artifact(a) for a in rows])
+
+
+@router.get("/{job_id}/artifacts/{name:path}", response_class=FileResponse)
+def download_artifact(
+    job_id: str, name: str, session: SessionDep, settings: SettingsDep, caller: CallerDep
+) -> FileResponse:
+    """One artifact's file; only files inside the artifact folder are served."""
+    get_job(session=session, job_id=job_id, team_id=caller.team_id)
+    artifact = get_artifact(session=session, job_id=job_id, name=name)
+    root = settings.artifacts_dir
+    path = (root / artifact.path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise NotFound(f"the file of artifact {name!r} is missing", resource="artifact")
+    return FileResponse(path, filename=Path(artifact.name).name)

@@ -1,0 +1,175 @@
+"""What the API sends and receives. Requests of a job are `sam_core.spec.JobSpec` itself."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from sam_core.spec import JobSpec
+from store.models import Artifact, Job, MetricPoint
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def finite(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: they travel as null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+class JobCreate(JobSpec):
+    """A training job spec (DESIGN.md §5); the same model the worker runs."""
+
+
+class Progress(BaseModel):
+    step: int
+    epoch: float
+    fraction: float
+    total_steps: int | None
+
+
+class Timings(BaseModel):
+    created_at: UtcDatetime
+    enqueued_at: UtcDatetime | None
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
+    heartbeat_at: UtcDatetime | None
+    cancel_requested_at: UtcDatetime | None
+
+
+class JobPublic(BaseModel):
+    id: str
+    name: str | None
+    status: str
+    spec_hash: str
+    optimizer: str
+    label: str | None
+    model: str
+    dataset: str
+    seed: int
+    tags: list[str]
+    queue: str
+    benchmark_id: str | None
+    attempts: int
+    max_attempts: int
+    progress: Progress
+    timings: Timings
+    summary: dict[str, Any] | None
+    failure_reason: str | None
+    error: str | None
+    reproducibility: dict[str, Any] | None
+    spec: dict[str, Any]
+
+    @classmethod
+    def from_job(cls, job: Job) -> JobPublic:
+        fields = {k: getattr(job, k) for k in cls.model_fields if hasattr(job, k)}
+        fields["progress"] = Progress.model_validate(job, from_attributes=True)
+        fields["timings"] = Timings.model_validate(job, from_attributes=True)
+        return cls.model_validate(fields)
+
+
+class JobsQuery(BaseModel):
+    """Filters of `GET /v1/jobs`; all must hold."""
+
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None
+    optimizer: str | None = None
+    model: str | None = None
+    dataset: str | None = None
+    tag: str | None = None
+    benchmark_id: str | None = None
+    spec_hash: str | None = None
+
+
+class JobsPublic(BaseModel):
+    items: list[JobPublic]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at end")
+
+
+class JobStatusEvent(BaseModel):
+    """The `data` of a `status` server-sent event."""
+
+    id: str
+    status: str
+    attempts: int
+    progress: Progress
+    cancel_requested: bool
+    failure_reason: str | None
+    error: str | None
+
+    @classmethod
+    def from_job(cls, job: Job) -> JobStatusEvent:
+        return cls(
+            id=job.id,
+            status=job.status,
+            attempts=job.attempts,
+            progress=Progress.model_validate(job, from_attributes=True),
+            cancel_requested=job.cancel_requested_at is not None,
+            failure_reason=job.failure_reason,
+            error=job.error,
+        )
+
+
+class MetricPointPublic(BaseModel):
+    step: int
+    epoch: float
+    value: float | None = Field(description="null when the value was NaN or infinite")
+    time: UtcDatetime
+
+    @classmethod
+    def from_point(cls, point: MetricPoint) -> MetricPointPublic:
+        return cls(step=point.step, epoch=point.epoch, value=finite(point.value), time=point.time)
+
+
+class MetricsPublic(BaseModel):
+    job_id: str
+    metrics: dict[str, list[MetricPointPublic]] = Field(description="points by metric name")
+
+
+class ArtifactPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    kind: str
+    size_bytes: int
+    step: int | None
+    extra: dict[str, Any] | None
+    created_at: UtcDatetime
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact) -> ArtifactPublic:
+        return cls.model_validate(artifact)
+
+
+class ArtifactsPublic(BaseModel):
+    items: list[ArtifactPublic]
+
+
+class CatalogEntry(BaseModel):
+    name: str
+    title: str
+    parameters: dict[str, Any] = Field(description="JSON schema of the parameters, with defaults")
+    task: str | None = None
+    reference: str | None = None
+    passes: str | None = None
+
+
+class CatalogPublic(BaseModel):
+    items: list[CatalogEntry]
+
+
+class OptimizersPublic(CatalogPublic):
+    base: dict[str, Any] = Field(description="JSON schema of `optimizer.base`")
+    schedule: dict[str, Any] = Field(description="JSON schema of `optimizer.schedule`")
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Business rules behind the routes: submission with idempotency, live event streams."""
