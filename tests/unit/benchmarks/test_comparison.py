@@ -1,0 +1,138 @@
+"""The comparison's statistics equal the same numbers computed independently."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from api.services.comparison import (
+    Run,
+    compare,
+    describe,
+    equal_budget,
+    flatness_correlations,
+    paired_tests,
+    rank,
+)
+
+SGD = [0.91, 0.90, 0.93, 0.92, 0.89, 0.94, 0.90]
+SAM = [0.93, 0.91, 0.95, 0.92, 0.92, 0.97, 0.93]
+
+
+def runs_of(label: str, accs: list[float], **extra: list[float]) -> list[Run]:
+    out = []
+    for seed, acc in enumerate(accs):
+        summary = {"final_test_acc": acc, **{k: v[seed] for k, v in extra.items()}}
+        out.append(Run(f"{label}{seed}", label, seed, "succeeded", summary))
+    return out
+
+
+def test_describe_is_mean_sample_std_and_t_interval():
+    got = describe(SGD)
+    n, mean, std = len(SGD), float(np.mean(SGD)), float(np.std(SGD, ddof=1))
+    half = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)
+    assert got["n"] == n
+    assert got["mean"] == pytest.approx(mean, abs=1e-12)
+    assert got["std"] == pytest.approx(std, abs=1e-12)
+    assert got["ci_low"] == pytest.approx(mean - half, abs=1e-12)
+    assert got["ci_high"] == pytest.approx(mean + half, abs=1e-12)
+
+
+def test_describe_of_one_run_has_no_spread_and_skips_missing_values():
+    assert describe([0.5, None, math.nan]) == {
+        "n": 1,
+        "mean": 0.5,
+        "std": None,
+        "ci_low": None,
+        "ci_high": None,
+    }
+
+
+def test_paired_test_pairs_by_seed_and_matches_a_hand_computed_t():
+    runs = runs_of("sgd", SGD) + list(reversed(runs_of("sam", SAM)))
+    result = paired_tests(runs, "sgd", ["final_test_acc"])["sam"]["final_test_acc"]
+
+    d = np.array(SAM) - np.array(SGD)
+    n = len(d)
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(n))
+    assert result["n_pairs"] == n
+    assert result["mean_diff"] == pytest.approx(d.mean(), abs=1e-12)
+    assert result["t"] == pytest.approx(t, rel=1e-9)
+    assert result["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), n - 1), rel=1e-9)
+    assert result["wilcoxon_p_value"] == pytest.approx(stats.wilcoxon(d).pvalue, rel=1e-12)
+
+
+def test_paired_test_uses_only_seeds_both_ran_and_no_wilcoxon_under_six_pairs():
+    runs = runs_of("sgd", SGD[:4]) + runs_of("sam", SAM[:3])
+    result = paired_tests(runs, "sgd", ["final_test_acc"])["sam"]["final_test_acc"]
+    assert result["n_pairs"] == 3
+    assert result["wilcoxon_p_value"] is None
+
+
+def test_failed_runs_are_left_out():
+    runs = [*runs_of("sgd", SGD), Run("x", "sgd", 99, "failed", None)]
+    per = compare(runs, baseline="sgd", metric="final_test_acc")["configurations"]["sgd"]
+    assert per["runs"] == len(SGD) + 1
+    assert per["succeeded"] == len(SGD)
+    assert per["metrics"]["final_test_acc"]["n"] == len(SGD)
+
+
+def test_ranking_orders_by_mean_and_puts_missing_last():
+    per = {
+        "a": {"metrics": {"loss": {"mean": 0.3}}},
+        "b": {"metrics": {"loss": {"mean": 0.1}}},
+        "c": {"metrics": {}},
+    }
+    assert [r["label"] for r in rank(per, "loss", "asc")] == ["b", "a", "c"]
+    assert [r["rank"] for r in rank(per, "loss", "desc")] == [1, 2, None]
+
+
+def tau_b_without_ties(x: list[float], y: list[float]) -> float:
+    n = len(x)
+    signs = [np.sign(x[i] - x[j]) * np.sign(y[i] - y[j]) for i in range(n) for j in range(i + 1, n)]
+    return float(sum(signs) / (n * (n - 1) / 2))
+
+
+def test_kendall_tau_between_sharpness_and_gap_over_all_runs():
+    trace = [10.0, 12.0, 9.0, 15.0, 11.0, 14.0, 8.5]
+    gap = [0.05, 0.07, 0.06, 0.10, 0.04, 0.08, 0.03]
+    runs = runs_of("sgd", SGD, hessian_trace=trace, gen_gap_acc=gap)
+    (entry,) = flatness_correlations(runs)
+    assert entry["measure"] == "hessian_trace"
+    assert entry["gap"] == "gen_gap_acc"
+    assert entry["n"] == len(trace)
+    assert entry["tau"] == pytest.approx(tau_b_without_ties(trace, gap), abs=1e-12)
+    assert entry["p_value"] == pytest.approx(stats.kendalltau(trace, gap).pvalue, abs=1e-12)
+
+
+def run_with_curve(label: str, seed: int, per_step: float, accs: list[float]) -> Run:
+    """100 steps, evaluations every 10 steps, `per_step` gradient evaluations a step."""
+    steps = list(range(10, 101, 10))
+    series = {
+        "test_acc": list(zip(steps, accs, strict=True)),
+        "grad_evals": [(s, per_step * s) for s in range(5, 101, 5)],
+    }
+    summary = {"steps": 100.0, "grad_evals": 100 * per_step, "train_seconds": 100 * per_step}
+    return Run(f"{label}{seed}", label, seed, "succeeded", summary, series)
+
+
+def test_equal_gradient_evaluations_reads_sam_at_half_its_steps():
+    accs = [i / 10 for i in range(1, 11)]
+    runs = [run_with_curve("sgd", 0, 1.0, accs), run_with_curve("sam", 0, 2.0, accs)]
+    result = equal_budget(runs, "grad_evals")
+    assert result["budget"] == 100.0
+    assert result["metrics"]["test_acc"]["sgd"]["mean"] == 1.0  # step 100
+    assert result["metrics"]["test_acc"]["sam"]["mean"] == 0.5  # step 50 = 100 evaluations
+
+
+def test_equal_train_seconds_assumes_steady_step_time():
+    accs = [i / 10 for i in range(1, 11)]
+    slow = run_with_curve("sam", 0, 2.0, accs)
+    slow = Run("s", "sam", 0, "succeeded", {**slow.summary, "train_seconds": 300.0}, slow.series)
+    runs = [run_with_curve("sgd", 0, 1.0, accs), slow]
+    result = equal_budget(runs, "train_seconds")
+    assert result["budget"] == 100.0
+    assert result["metrics"]["test_acc"]["sam"]["mean"] == 0.3  # 100 s is step 33: eval at 30
