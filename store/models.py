@@ -96,6 +96,22 @@ class Benchmark(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class BenchmarkJob(Base):
+    """A job's place in a benchmark; with `reuse`, one job can serve several benchmarks."""
+
+    __tablename__ = "benchmark_jobs"
+
+    benchmark_id: Mapped[str] = mapped_column(
+        ForeignKey("benchmarks.id", ondelete="CASCADE"), primary_key=True
+    )
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    label: Mapped[str] = mapped_column(String(100))
+    seed: Mapped[int] = mapped_column(Integer)
+    reused: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
