@@ -1,0 +1,1 @@
+"""One file per update rule; ``sam_core.optim.registry`` lists them."""
