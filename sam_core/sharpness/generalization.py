@@ -63,6 +63,11 @@ def prediction_error(
         for x, y in as_batch_source(batches)():
             target = teacher(x) if teacher is not None else y
             out = model(x)
+            if target.numel() != out.numel():
+                raise ValueError(
+                    f"prediction_error needs teacher targets shaped like the outputs "
+                    f"{tuple(out.shape)}, got {tuple(target.shape)} (a classification set?)"
+                )
             target = target.reshape(out.shape).to(out.dtype)
             total += float(((out - target) ** 2).sum())
             count += out.numel()

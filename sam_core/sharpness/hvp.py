@@ -4,8 +4,8 @@ Hv = ∇(∇L(w)·v): a gradient taken with ``create_graph=True``, dotted with v
 differentiated again (reverse-over-reverse). `HessianOperator` keeps the
 first-order graphs between products when asked (PyHessian does so for a
 single batch): each further product then costs one double backward instead of
-a forward, a backward and a double backward. ``bench/hvp.py`` compares the two
-and the forward-over-reverse alternative.
+a forward, a backward and a double backward. ``docs/measures.md`` records
+what a product costs against a gradient.
 """
 
 from __future__ import annotations
