@@ -31,6 +31,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.NotFound.code: 404,
     errors.Conflict.code: 409,
     errors.IdempotencyKeyReused.code: 422,
+    errors.Unprocessable.code: 422,
     errors.Unavailable.code: 503,
     errors.FlatlabError.code: 500,
 }

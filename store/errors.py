@@ -36,6 +36,15 @@ class InvalidRequest(FlatlabError):
     code = "invalid_request"
 
 
+class Unprocessable(FlatlabError):
+    """Well-formed content that cannot run (a benchmark grid, a results filter); 422.
+
+    `details["errors"]` lists each problem as `{loc, msg}` with the path the user wrote.
+    """
+
+    code = "validation_error"
+
+
 class IdempotencyKeyReused(FlatlabError):
     """The same Idempotency-Key arrived with a different body."""
 
