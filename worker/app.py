@@ -1,0 +1,72 @@
+"""The worker's Celery app: the shared flatlab app plus queues, routes and GPU-safe pool settings.
+
+Run it with `flatlab worker` (or `celery -A worker.app worker`). The parent
+process never imports torch, so it never touches CUDA: each job runs in a
+fresh prefork child (`worker_max_tasks_per_child=1`), which is the only way
+to hand a CUDA context back to the driver. The parent also runs the
+reconciler thread and, on shutdown, asks its children to checkpoint and
+give their jobs back to the queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from typing import Any
+
+from billiard import process as billiard_process
+from celery import Celery, signals
+from kombu import Queue
+
+from flatlab.broker import RUN_JOB_TASK, make_celery
+from flatlab.settings import Settings, get_settings
+
+QUEUES = ("gpu", "cpu")
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = make_celery(settings)
+    app.conf.update(
+        include=["worker.tasks"],
+        task_queues=[Queue(name, routing_key=name) for name in QUEUES],
+        task_routes={RUN_JOB_TASK: {"queue": "cpu"}},
+        worker_max_tasks_per_child=1,
+        # On broker connection loss, stop rather than run twice; the reconciler re-queues.
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_send_task_events=False,
+        worker_enable_remote_control=not settings.broker.startswith("filesystem"),
+    )
+    return app
+
+
+app = create_app()
+
+
+@signals.worker_ready.connect
+def _start_reconciler(sender: Any = None, **_: Any) -> None:
+    from worker.reconciler import start_reconciler
+
+    start_reconciler(get_settings(), app)
+
+
+@signals.worker_process_init.connect
+def _forget_parent_connections(**_: Any) -> None:
+    """A forked child must not use or close the parent's database connections."""
+    from worker.reconciler import forget_parent_engine
+
+    forget_parent_engine()
+
+
+@signals.worker_shutting_down.connect
+def _ask_children_to_checkpoint(sig: str = "", how: str = "", **_: Any) -> None:
+    """SIGTERM each pool child: its runner checkpoints, re-queues its job and returns."""
+    for child in billiard_process.active_children():
+        if child.pid is not None:
+            log.info("shutdown (%s, %s): asking child %s to checkpoint", sig, how, child.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGTERM)

@@ -1,0 +1,115 @@
+"""Why a run should stop, and the heartbeat thread that renews the lease and hears cancels.
+
+`StopSignal` is the `should_stop` the trainer polls every step. Four things set
+it, and the first one wins: a cancel request read by the heartbeat, the loss
+of the lease (another worker holds the job now), the spec's wall-clock limit,
+and SIGTERM (the worker is shutting down: checkpoint and give the job back).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.leases import renew_lease
+from worker.transactions import in_transaction
+
+StopReason = Literal["cancel", "lost", "timeout", "shutdown"]
+
+log = logging.getLogger(__name__)
+
+
+class StopSignal:
+    """`should_stop` for the trainer; `reason` says why once it is true."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.deadline = time.monotonic() + timeout_s
+        self.reason: StopReason | None = None
+        self._lock = threading.Lock()
+
+    def set(self, reason: StopReason) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+
+    def __call__(self) -> bool:
+        if self.reason is None and time.monotonic() > self.deadline:
+            self.set("timeout")
+        return self.reason is not None
+
+
+class Heartbeat(threading.Thread):
+    """Renews the lease every `interval` seconds; sets the stop signal on cancel or lost lease."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        job_id: str,
+        worker_id: str,
+        interval: float,
+        lease_seconds: float,
+        stop: StopSignal,
+    ) -> None:
+        super().__init__(name=f"heartbeat-{job_id[:8]}", daemon=True)
+        self.factory, self.job_id, self.worker_id = factory, job_id, worker_id
+        self.interval, self.lease_seconds, self.stop = interval, lease_seconds, stop
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                state = in_transaction(self.factory, self._beat, what="heartbeat", give_up_after=0)
+            except Exception as exc:  # a missed beat is retried at the next one
+                log.warning("heartbeat for job %s failed: %s", self.job_id, exc)
+                continue
+            if not state.held:
+                log.warning("job %s: lease lost; another worker holds it now", self.job_id)
+                self.stop.set("lost")
+                return
+            if state.cancel_requested:
+                self.stop.set("cancel")
+
+    def _beat(self, session: Session) -> Any:
+        return renew_lease(
+            session=session,
+            job_id=self.job_id,
+            worker_id=self.worker_id,
+            lease_seconds=self.lease_seconds,
+        )
+
+    def close(self) -> None:
+        self._done.set()
+        self.join(timeout=self.interval + 5)
+
+
+@contextmanager
+def sigterm_stops(stop: StopSignal) -> Iterator[None]:
+    """While a run lasts, SIGTERM means: stop at the next step, checkpoint, re-queue.
+
+    A handler a host installed (Celery's, in a solo pool) still runs after ours.
+    Signal handlers can only be set from the main thread; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handle(signum: int, frame: Any) -> None:
+        log.warning("SIGTERM: checkpointing and re-queueing the running job")
+        stop.set("shutdown")
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,176 @@
+"""Turns training events into rows: metric points in batches, progress, checkpoints, extras.
+
+Points are buffered and written with `write_metric_points` (idempotent on
+`(job_id, name, step)`) at most every `flush_seconds`, so a live stream sees
+them within about a second while the database sees few, large inserts.
+Checkpoints are written to `<artifacts_dir>/<job_id>/checkpoint.pt` through a
+temporary file and a rename, so a crash never leaves half a checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from sqlalchemy.orm import Session, sessionmaker
+
+from sam_core.training.events import Checkpoint, Event, Finished, Metrics, Progress, Started
+from store.artifacts import add_artifact
+from store.leases import set_job_fields, update_progress
+from store.metrics import write_metric_points
+from worker.transactions import in_transaction
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class Recorder:
+    """The `on_event` of one run: what the trainer reports, written for one job."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        job_id: str,
+        team_id: str,
+        worker_id: str,
+        artifacts_dir: Path,
+        reproducibility: dict[str, Any],
+        flush_seconds: float = 1.0,
+        max_buffer: int = 2000,
+    ) -> None:
+        self.factory, self.job_id, self.team_id = factory, job_id, team_id
+        self.worker_id = worker_id
+        self.folder = artifacts_dir / job_id
+        self.reproducibility = reproducibility
+        self.flush_seconds, self.max_buffer = flush_seconds, max_buffer
+        self.points: list[tuple[str, int, float, float]] = []
+        self.last_flush = self.last_progress = time.monotonic()
+        self.step = 0
+        self.device = "cpu"
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Metrics):
+            self._metrics(event)
+        elif isinstance(event, Progress):
+            self._progress(event)
+        elif isinstance(event, Checkpoint):
+            self._checkpoint(event)
+        elif isinstance(event, Started):
+            self._started(event)
+        elif isinstance(event, Finished):
+            self.step = event.step
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered points (retried through database outages, never dropped)."""
+        points, self.points = self.points, []
+        self.last_flush = time.monotonic()
+        if points:
+            in_transaction(
+                self.factory,
+                lambda s: write_metric_points(session=s, job_id=self.job_id, points=points),
+                what=f"writing {len(points)} metric points",
+            )
+
+    def _started(self, event: Started) -> None:
+        self.device = event.device
+        self.step = event.start_step
+        block = {**self.reproducibility, "device": event.device, "num_params": event.num_params}
+        self._set(
+            reproducibility=block,
+            total_steps=event.total_steps,
+            step=event.start_step,
+        )
+
+    def _metrics(self, event: Metrics) -> None:
+        self.step = event.step
+        self.points.extend((k, event.step, event.epoch, float(v)) for k, v in event.values.items())
+        for name, value in event.extras.items():
+            self._save_extra(name, event.step, value)
+        if self._due():
+            self.flush()
+
+    def _progress(self, event: Progress) -> None:
+        self.step = event.step
+        now = time.monotonic()
+        if now - self.last_progress < self.flush_seconds and event.fraction < 1.0:
+            return
+        self.last_progress = now
+        self.flush()
+        in_transaction(
+            self.factory,
+            lambda s: update_progress(
+                session=s,
+                job_id=self.job_id,
+                worker_id=self.worker_id,
+                step=event.step,
+                epoch=event.epoch,
+                fraction=event.fraction,
+            ),
+            what="updating progress",
+        )
+
+    def _checkpoint(self, event: Checkpoint) -> None:
+        self.flush()
+        path = self._write(CHECKPOINT_NAME, lambda tmp: torch.save(event.state, tmp))
+        self._set(checkpoint_path=self._relative(path), step=event.step, epoch=event.epoch)
+        self._artifact(CHECKPOINT_NAME, "checkpoint", path, event.step)
+
+    def _save_extra(self, name: str, step: int, value: Any) -> None:
+        filename = f"{name}_step{step}.json"
+        text = json.dumps({"name": name, "step": step, "value": value}, default=_jsonable)
+        path = self._write(filename, lambda tmp: Path(tmp).write_text(text))
+        self._artifact(filename, "plot", path, step)
+
+    def _write(self, name: str, save: Any) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / name
+        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+        save(tmp)
+        os.replace(tmp, path)
+        return path
+
+    def _artifact(self, name: str, kind: str, path: Path, step: int) -> None:
+        in_transaction(
+            self.factory,
+            lambda s: add_artifact(
+                session=s,
+                job_id=self.job_id,
+                team_id=self.team_id,
+                name=name,
+                kind=kind,
+                path=self._relative(path),
+                size_bytes=path.stat().st_size,
+                step=step,
+            ),
+            what=f"recording artifact {name}",
+        )
+
+    def _relative(self, path: Path) -> str:
+        """Paths are stored relative to the artifacts folder, which each machine mounts."""
+        return str(path.relative_to(self.folder.parent))
+
+    def _set(self, **values: Any) -> None:
+        in_transaction(
+            self.factory,
+            lambda s: set_job_fields(
+                session=s, job_id=self.job_id, worker_id=self.worker_id, **values
+            ),
+            what="updating the job",
+        )
+
+    def _due(self) -> bool:
+        return (
+            len(self.points) >= self.max_buffer
+            or time.monotonic() - self.last_flush >= self.flush_seconds
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)

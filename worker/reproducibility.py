@@ -1,0 +1,54 @@
+"""The reproducibility block of every job: what ran, with which code, where, with which seed."""
+
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import flatlab
+from sam_core.spec import JobSpec
+from store.models import Job
+
+
+def reproducibility_block(spec: JobSpec, job: Job, worker_id: str) -> dict[str, Any]:
+    """Spec hash, flatlab version and commit, torch and CUDA versions, seed, host, attempt.
+
+    The device is added when training starts (`Started.device`).
+    """
+    return {
+        "spec_hash": spec.hash(),
+        "flatlab_version": flatlab.__version__,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda,
+        "python_version": platform.python_version(),
+        "seed": spec.training.seed,
+        "hostname": socket.gethostname(),
+        "worker_id": worker_id,
+        "attempt": job.attempts,
+    }
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The commit of the source tree flatlab runs from (with `-dirty` if changed), if any."""
+    root = Path(flatlab.__file__).resolve().parent.parent
+    try:
+        sha = _git(root, "rev-parse", "HEAD")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}-dirty" if dirty else sha
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5, check=True
+    )
+    return done.stdout.strip()

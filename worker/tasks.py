@@ -1,0 +1,19 @@
+"""Celery tasks: thin adapters that take a job id and hand it to the runner.
+
+The runner (and torch) is imported inside the task, in the pool child, so the
+worker's parent process never imports torch. Results are ignored: the
+database is the record of what happened.
+"""
+
+from __future__ import annotations
+
+from flatlab.broker import RUN_JOB_TASK
+from flatlab.settings import get_settings
+from worker.app import app
+
+
+@app.task(name=RUN_JOB_TASK, ignore_result=True, acks_late=True)
+def run_job(job_id: str) -> None:
+    from worker.runner import run_job as run
+
+    run(job_id, get_settings())
