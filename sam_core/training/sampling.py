@@ -1,0 +1,77 @@
+"""Which training examples each step sees: the data package's sampler, fed by the run.
+
+`sam_core.data.make_sampler` draws one epoch of index batches per `iter()` from an
+explicit generator and knows how to resume mid-epoch (its `state_dict`). What it
+cannot know is the model: for importance sampling with a network, the scores are
+refreshed from the current weights at the start of every epoch (see `importance`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from sam_core.data import Batch, linear_importance, make_sampler
+from sam_core.training import importance
+
+
+class EpochSampler:
+    """The run's batches `(x, y, weights)`, epoch after epoch."""
+
+    def __init__(
+        self, spec: Any, task: Any, generator: torch.Generator, device: torch.device
+    ) -> None:
+        self.task, self.device = task, device
+        self.sampling = spec.effective_sampling
+        self.batch_size = spec.data.batch_size
+        self.score_batch_size = spec.measure.batch_size
+        self.refresh_scores = (
+            self.sampling == "importance" and spec.model.name not in importance.INPUT_NORM_MODELS
+        )
+        fixed_scores = None
+        if self.sampling == "importance" and not self.refresh_scores:
+            fixed_scores = linear_importance(task.x_train)  # q_i ∝ ‖x_i‖², once
+        self.sampler = make_sampler(
+            self.sampling,
+            len(task.x_train),
+            self.batch_size,
+            tau=spec.data.tau,
+            generator=generator,
+            weights=fixed_scores,
+            reweight=spec.data.reweight,
+        )
+        self.steps_per_epoch = self.sampler.steps_per_epoch
+        self.batches: Iterator[Batch] | None = None
+
+    def next_batch(
+        self, model: nn.Module, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The batch of step `step` (counted from 0); weights are None unless reweighted."""
+        starts_epoch = step % self.steps_per_epoch == 0
+        if starts_epoch and self.refresh_scores:
+            self.sampler.set_probabilities(
+                importance.output_gradient_probabilities(
+                    model,
+                    self.task.x_train,
+                    self.task.y_train,
+                    self.task.task,
+                    self.score_batch_size,
+                )
+            )
+        if starts_epoch or self.batches is None:
+            self.batches = iter(self.sampler)
+        index, weights = next(self.batches)
+        index = index.to(self.device)
+        if weights is not None:
+            weights = weights.to(self.device)
+        return self.task.x_train[index], self.task.y_train[index], weights
+
+    def state(self) -> dict[str, Any]:
+        return self.sampler.state_dict()
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state)
+        self.batches = None
