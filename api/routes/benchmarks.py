@@ -1,0 +1,149 @@
+"""/v1/benchmarks: submit a grid of jobs, and read its progress and comparison."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import CallerDep, SessionDep, SettingsDep, WriterDep
+from api.services.benchmarks import benchmark_report, enqueue_jobs, submit_benchmark
+from store.models import Benchmark
+
+router = APIRouter(prefix="/v1/benchmarks", tags=["benchmarks"])
+
+
+class BenchmarkCreate(BaseModel):
+    """A base job spec, axes over dotted spec paths, and seeds; or a preset and overrides."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "name": "sam-vs-sgd",
+                "base": {
+                    "model": {"name": "mlp", "hidden": [64]},
+                    "data": {"name": "digits"},
+                    "optimizer": {"name": "sgd"},
+                    "training": {"epochs": 5},
+                },
+                "axes": {
+                    "optimizer": [{"name": "sgd", "label": "SGD"}, {"name": "sam", "label": "SAM"}],
+                    "optimizer.base.lr": [0.05, 0.1],
+                },
+                "seeds": [0, 1, 2],
+                "baseline": "SGD·lr=0.1",
+            }
+        },
+    )
+
+    name: str | None = None
+    tags: list[str] | None = None
+    base: dict[str, Any] | None = None
+    axes: dict[str, list[Any] | None] | None = None
+    seeds: list[int] | None = None
+    baseline: str | None = None
+    reuse: bool | None = None
+    preset: str | None = Field(None, description="a name from GET /v1/presets")
+
+
+class BenchmarkPublic(BaseModel):
+    id: str
+    name: str | None
+    baseline: str | None
+    tags: list[str]
+    created_at: datetime
+    jobs: int = Field(description="points of the grid")
+    created: int = Field(description="jobs created to run")
+    reused: int = Field(description="points linked to a succeeded job with the same spec_hash")
+    body: dict[str, Any]
+
+    @classmethod
+    def from_benchmark(cls, b: Benchmark, *, jobs: int, created: int) -> BenchmarkPublic:
+        return cls(
+            id=b.id,
+            name=b.name,
+            baseline=b.baseline,
+            tags=list(b.tags),
+            created_at=b.created_at,
+            jobs=jobs,
+            created=created,
+            reused=jobs - created,
+            body=b.body,
+        )
+
+
+class BenchmarkJobPublic(BaseModel):
+    job_id: str
+    label: str
+    seed: int
+    status: str
+    reused: bool
+
+
+class BenchmarkReport(BenchmarkPublic):
+    progress: dict[str, Any]
+    job_list: list[BenchmarkJobPublic]
+    comparison: dict[str, Any]
+
+
+@router.post("", status_code=202, response_model=BenchmarkPublic)
+def create_benchmark(
+    body: BenchmarkCreate,
+    request: Request,
+    response: Response,
+    background: BackgroundTasks,
+    session: SessionDep,
+    settings: SettingsDep,
+    caller: WriterDep,
+) -> BenchmarkPublic:
+    """Expand and validate the grid, create one job per point, queue them after commit."""
+    raw = body.model_dump(exclude_unset=True)
+    done = submit_benchmark(session=session, settings=settings, team_id=caller.team_id, request=raw)
+    jobs = [(j.id, j.queue) for j in done.created]
+    state = request.app.state
+    background.add_task(enqueue_jobs, state.celery, state.session_factory, jobs)
+    response.headers["Location"] = f"/v1/benchmarks/{done.benchmark.id}"
+    return BenchmarkPublic.from_benchmark(
+        done.benchmark, jobs=len(jobs) + done.reused, created=len(jobs)
+    )
+
+
+@router.get("/{benchmark_id}", response_model=BenchmarkReport)
+def read_benchmark(
+    benchmark_id: str,
+    session: SessionDep,
+    caller: CallerDep,
+    metric: Annotated[str, Query(description="summary metric to rank on")] = "final_test_acc",
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+) -> BenchmarkReport:
+    """Progress by status and the comparison: per-configuration statistics over seeds,
+    ranking, paired tests against the baseline, Kendall τ of sharpness vs generalization
+    gap, and the test metrics at equal gradient evaluations and equal training time."""
+    report = benchmark_report(
+        session=session,
+        team_id=caller.team_id,
+        benchmark_id=benchmark_id,
+        metric=metric,
+        order=order,
+    )
+    rows = report["jobs"]
+    created = sum(1 for link, _ in rows if not link.reused)
+    base = BenchmarkPublic.from_benchmark(report["benchmark"], jobs=len(rows), created=created)
+    return BenchmarkReport(
+        **base.model_dump(),
+        progress=report["progress"],
+        job_list=[
+            BenchmarkJobPublic(
+                job_id=job.id,
+                label=link.label,
+                seed=link.seed,
+                status=job.status,
+                reused=link.reused,
+            )
+            for link, job in rows
+        ],
+        comparison=report["comparison"],
+    )

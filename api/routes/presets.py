@@ -1,0 +1,42 @@
+"""/v1/presets: the seed papers' benchmarks, to submit as `POST /v1/benchmarks {"preset": …}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from api.deps import CallerDep
+from flatlab.presets import PRESETS
+from sam_core.spec.benchmark import BenchmarkBody, count_points
+
+router = APIRouter(prefix="/v1/presets", tags=["benchmarks"])
+
+
+class PresetPublic(BaseModel):
+    name: str
+    title: str
+    reference: str
+    jobs: int
+    body: dict[str, Any]
+
+
+class PresetsPublic(BaseModel):
+    items: list[PresetPublic]
+
+
+@router.get("", response_model=PresetsPublic)
+def read_presets(caller: CallerDep) -> PresetsPublic:
+    """Every preset with its benchmark body and how many jobs it runs."""
+    items = [
+        PresetPublic(
+            name=p.name,
+            title=p.title,
+            reference=p.reference,
+            jobs=count_points(BenchmarkBody.model_validate(p.body)),
+            body=p.body,
+        )
+        for p in PRESETS.values()
+    ]
+    return PresetsPublic(items=items)

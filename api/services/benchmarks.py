@@ -1,0 +1,148 @@
+"""Submitting a benchmark (one job per grid point, in one transaction) and reporting on it.
+
+The grid is expanded and validated whole before any row is written; the jobs,
+the benchmark and its links commit together, and their ids go to the broker
+only after the commit. With `reuse`, a point whose spec hash already has a
+succeeded job of the team links to that job instead of running again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.services.comparison import BUDGET_METRICS, Run, compare
+from api.services.jobs import enqueue_after_commit
+from flatlab.presets import UnknownPreset, apply_preset
+from flatlab.settings import Settings
+from sam_core.spec.benchmark import BenchmarkBody, BenchmarkInvalid, Point, expand
+from store.benchmarks import (
+    benchmark_jobs,
+    count_by_status,
+    create_benchmark,
+    find_succeeded_jobs,
+    get_benchmark,
+    link_jobs,
+    read_series,
+)
+from store.errors import NotFound, Unprocessable
+from store.jobs import create_job
+from store.models import Benchmark, Job
+
+SERIES = (*BUDGET_METRICS, "grad_evals")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    benchmark: Benchmark
+    created: list[Job]
+    reused: int
+
+
+def read_body(request: dict[str, Any]) -> BenchmarkBody:
+    """The request as a benchmark body, its preset (if named) filled in."""
+    if request.get("preset"):
+        try:
+            request = apply_preset(request)
+        except UnknownPreset as exc:
+            raise NotFound(str(exc), resource="preset", id=request["preset"]) from None
+    try:
+        return BenchmarkBody.model_validate(request)
+    except ValidationError as exc:
+        errors = [
+            {"loc": ".".join(str(p) for p in e["loc"]) or "body", "msg": e["msg"]}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5])
+        raise Unprocessable(detail, errors=errors) from None
+
+
+def submit_benchmark(
+    *, session: Session, settings: Settings, team_id: str, request: dict[str, Any]
+) -> Submitted:
+    body = read_body(request)
+    try:
+        points = expand(body, max_jobs=settings.max_benchmark_jobs)
+    except BenchmarkInvalid as exc:
+        raise Unprocessable(str(exc), errors=exc.errors) from None
+    baseline = body.baseline or points[0].label
+    benchmark = create_benchmark(
+        session=session,
+        team_id=team_id,
+        body=body.model_dump(mode="json"),
+        name=body.name,
+        baseline=baseline,
+        tags=body.tags,
+    )
+    earlier = _reusable(session, team_id, points) if body.reuse else {}
+    created: list[Job] = []
+    links = []
+    for point in points:
+        job_id = earlier.pop(point.spec.hash(), None)  # pop: one point per reused job
+        reused = job_id is not None
+        if job_id is None:
+            job = _create(session, settings, team_id, benchmark.id, point)
+            created.append(job)
+            job_id = job.id
+        links.append((job_id, point.label, point.seed, reused))
+    link_jobs(session=session, benchmark_id=benchmark.id, links=links)
+    return Submitted(benchmark=benchmark, created=created, reused=len(points) - len(created))
+
+
+def _reusable(session: Session, team_id: str, points: list[Point]) -> dict[str, str]:
+    hashes = [p.spec.hash() for p in points]
+    return find_succeeded_jobs(session=session, team_id=team_id, spec_hashes=hashes)
+
+
+def _create(
+    session: Session, settings: Settings, team_id: str, benchmark_id: str, point: Point
+) -> Job:
+    job = create_job(
+        session=session,
+        team_id=team_id,
+        spec=point.spec,
+        max_attempts=settings.max_attempts,
+        benchmark_id=benchmark_id,
+        auto_queue=settings.auto_queue,
+    )
+    job.label = point.label
+    return job
+
+
+def enqueue_jobs(
+    celery: Celery, factory: sessionmaker[Session], jobs: list[tuple[str, str]]
+) -> None:
+    """Send each (job id, queue) to the broker; run after the request's commit."""
+    for job_id, queue in jobs:
+        enqueue_after_commit(celery, factory, job_id, queue)
+
+
+def benchmark_report(
+    *, session: Session, team_id: str, benchmark_id: str, metric: str, order: str
+) -> dict[str, Any]:
+    """Progress by status and the comparison of the benchmark's configurations."""
+    benchmark = get_benchmark(session=session, benchmark_id=benchmark_id, team_id=team_id)
+    rows = benchmark_jobs(session=session, benchmark_id=benchmark_id)
+    done_ids = [job.id for _, job in rows if job.status == "succeeded"]
+    series = read_series(session=session, job_ids=done_ids, names=SERIES)
+    runs = [
+        Run(job.id, link.label, link.seed, job.status, job.summary, series.get(job.id, {}))
+        for link, job in rows
+    ]
+    counts = count_by_status(session=session, benchmark_id=benchmark_id)
+    total = sum(counts.values())
+    finished = sum(counts[s] for s in ("succeeded", "failed", "cancelled"))
+    return {
+        "benchmark": benchmark,
+        "jobs": rows,
+        "progress": {
+            "total": total,
+            "by_status": counts,
+            "fraction_done": finished / total if total else 1.0,
+        },
+        "comparison": compare(runs, baseline=benchmark.baseline, metric=metric, order=order),
+    }
