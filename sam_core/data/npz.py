@@ -124,12 +124,16 @@ def _label_kind(y_train: np.ndarray, y_test: np.ndarray) -> tuple[str, int]:
 def npz(params, data_dir: Path | None = None) -> TaskData:
     path = resolve_data_file(data_dir, params.path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, Mapping):
-                raise DataError(f"{params.path!r} is a single array, not an .npz archive")
-            loaded, summary = _checked(archive)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        archive = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise DataError(f"{params.path!r} is not a readable .npz file: {exc}") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{params.path!r} is a single .npy array, not an .npz archive")
+    with archive:
+        try:
+            loaded, summary = _checked(archive)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise DataError(f"{params.path!r} is not a readable .npz file: {exc}") from exc
     classification = summary["task"] == "classification"
 
     def inputs(x: np.ndarray) -> torch.Tensor:
