@@ -189,9 +189,9 @@ def request_cancel(*, session: Session, team_id: str, job_id: str) -> Job:
     return job
 
 
-def _update_if(session: Session, job_id: str, status: str, **values: Any) -> bool:
-    stmt = update(Job).where(Job.id == job_id, Job.status == status).values(**values)
-    if status == "running":
+def _update_if(session: Session, job_id: str, current: str, **values: Any) -> bool:
+    stmt = update(Job).where(Job.id == job_id, Job.status == current).values(**values)
+    if current == "running":
         stmt = stmt.where(Job.cancel_requested_at.is_(None))
     return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 

@@ -1,63 +1,81 @@
 """Metric points: bulk, idempotent writes and filtered reads.
 
-A point is keyed by `(job_id, name, step)`. Writes are multi-row
-`INSERT … ON CONFLICT DO NOTHING` statements in chunks, so a worker that
-replays a step after a crash writes nothing twice. A NaN value is stored as
+A point is keyed by `(job_id, name, step)`. Writes skip points already stored
+(`ON CONFLICT DO NOTHING`), so a worker that replays a step after a crash
+writes nothing twice: on PostgreSQL through COPY into a staging table, on
+SQLite through chunked multi-row inserts. A NaN value is stored as
 NULL (SQLite has no NaN; JSON has neither NaN nor infinity).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from store.models import MetricPoint, utcnow
 
-# Rows per statement: 6 bound values a row stays under PostgreSQL's 65,535 and
-# SQLite's 32,766 parameters.
-CHUNK_ROWS = {"postgresql": 5000, "sqlite": 2000}
+SQLITE_CHUNK = 2000  # rows per executemany call
+
+# PostgreSQL: COPY into a per-connection staging table, then one INSERT … SELECT
+# with ON CONFLICT DO NOTHING, whose row count is the number of new points.
+_STAGING = "flatlab_metric_staging"
+_CREATE_STAGING = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} "
+    "(name text, step bigint, epoch float8, value float8) ON COMMIT DELETE ROWS"
+)
+_INSERT_STAGED = (
+    "INSERT INTO metric_points (job_id, name, step, epoch, value, time) "
+    f"SELECT %s, name, step, epoch, value, %s FROM {_STAGING} "
+    "ON CONFLICT (job_id, name, step) DO NOTHING"
+)
 
 
 def write_metric_points(
     *, session: Session, job_id: str, points: Iterable[tuple[str, int, float, float]]
 ) -> int:
     """Insert `(name, step, epoch, value)` points; return how many were new."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    now = utcnow()
-    rows = (_row(job_id, point, now) for point in points)
-    written = 0
-    for chunk in _chunks(rows, CHUNK_ROWS.get(dialect, 500)):
-        stmt = insert(MetricPoint).values(chunk)
-        stmt = stmt.on_conflict_do_nothing(index_elements=["job_id", "name", "step"])
-        written += session.execute(stmt).rowcount  # type: ignore[attr-defined]
-    return written
+    rows = (_row(point) for point in points)
+    if session.get_bind().dialect.name == "postgresql":
+        return _copy_postgresql(session, job_id, rows)
+    return _insert_sqlite(session, job_id, rows)
 
 
-def _row(job_id: str, point: tuple[str, int, float, float], now: datetime) -> dict[str, Any]:
+def _row(point: tuple[str, int, float, float]) -> tuple[str, int, float, float | None]:
     name, step, epoch, value = point
     value = float(value)
-    return {
-        "job_id": job_id,
-        "name": name,
-        "step": int(step),
-        "epoch": float(epoch),
-        "value": None if math.isnan(value) else value,
-        "time": now,
-    }
+    return name, int(step), float(epoch), None if math.isnan(value) else value
 
 
-def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+def _copy_postgresql(session: Session, job_id: str, rows: Iterable[tuple[Any, ...]]) -> int:
+    connection = session.connection().connection.driver_connection
+    with connection.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute(_CREATE_STAGING)
+        cursor.execute(f"TRUNCATE {_STAGING}")  # earlier batches of this transaction
+        with cursor.copy(f"COPY {_STAGING} (name, step, epoch, value) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(_INSERT_STAGED, (job_id, utcnow()))
+        return int(cursor.rowcount)
+
+
+def _insert_sqlite(session: Session, job_id: str, rows: Iterable[tuple[Any, ...]]) -> int:
+    table = MetricPoint.__table__
+    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["job_id", "name", "step"])
+    now, written = utcnow(), 0
     it = iter(rows)
-    while chunk := list(islice(it, size)):
-        yield chunk
+    while chunk := list(islice(it, SQLITE_CHUNK)):
+        params = [
+            {"job_id": job_id, "name": n, "step": s, "epoch": e, "value": v, "time": now}
+            for n, s, e, v in chunk
+        ]
+        written += session.execute(stmt, params).rowcount  # type: ignore[attr-defined]
+    return written
 
 
 def read_metric_points(
