@@ -40,8 +40,15 @@ def test_create_copies_filter_columns_from_the_spec(factory: sessionmaker[Sessio
     assert job.spec_hash == _spec(optimizer="sam").hash()
 
 
-@pytest.mark.parametrize(("device", "auto", "queue"), [("cuda", "cpu", "gpu"), ("cpu", "gpu", "cpu"),
-                                                       ("auto", "cpu", "cpu"), ("auto", "gpu", "gpu")])  # fmt: skip
+QUEUES = [
+    ("cuda", "cpu", "gpu"),
+    ("cpu", "gpu", "cpu"),
+    ("auto", "cpu", "cpu"),
+    ("auto", "gpu", "gpu"),
+]
+
+
+@pytest.mark.parametrize(("device", "auto", "queue"), QUEUES)
 def test_queue_follows_the_device(device: str, auto: str, queue: str) -> None:
     assert queue_for(_spec(device=device), auto) == queue
 
