@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -36,6 +37,8 @@ from sam_core.training.rng import (
 from sam_core.training.sampling import EpochSampler
 from sam_core.training.schedules import make_scheduler
 
+Status = Literal["completed", "diverged", "stopped"]
+
 
 def train(
     spec: JobSpec,
@@ -43,7 +46,7 @@ def train(
     should_stop: Callable[[], bool] = lambda: False,
     *,
     resume: dict[str, Any] | None = None,
-    data_dir: str | None = None,
+    data_dir: str | Path | None = None,
 ) -> Finished:
     """Run `spec` to the end, to a stop request, or to divergence; return `Finished`.
 
@@ -73,12 +76,13 @@ class Trainer:
         on_event: Callable[[Event], None],
         should_stop: Callable[[], bool],
         *,
-        data_dir: str | None = None,
+        data_dir: str | Path | None = None,
     ) -> None:
         self.spec, self.on_event, self.should_stop = spec, on_event, should_stop
         training = spec.training
         self.device = pick_device(training.device)
-        self.task = _to_device(load_task(spec.data, data_dir), self.device)
+        data_path = None if data_dir is None else Path(data_dir)
+        self.task = _to_device(load_task(spec.data, data_path), self.device)
         self.classification = self.task.task == "classification"
         # Seeded right before the model is built: its initial weights depend on the seed only.
         seed_everything(training.seed)
@@ -137,13 +141,13 @@ class Trainer:
             epoch_done = self.step % self.steps_per_epoch == 0
             epoch = self.step // self.steps_per_epoch
             if epoch_done and epoch % self.spec.measure.every_epochs == 0:
-                self.run_evaluation(with_measures=True)
+                self.run_evaluation()
                 last_eval = self.step
             if epoch_done and epoch % self.spec.training.checkpoint_every_epochs == 0:
                 self.emit_checkpoint()
                 last_checkpoint = self.step
         if last_eval != self.step:
-            self.run_evaluation(with_measures=True)
+            self.run_evaluation()
         if last_checkpoint != self.step:
             self.emit_checkpoint()
         return self.finish("completed", "")
@@ -177,15 +181,14 @@ class Trainer:
         self.emit(Metrics(self.step, self.epoch, values))
         self.emit_progress()
 
-    def run_evaluation(self, *, with_measures: bool) -> None:
-        """Evaluate (and measure) off the training clock, and report it."""
+    def run_evaluation(self) -> None:
+        """Evaluate and measure off the training clock, and report it."""
         started = time.perf_counter()
         with preserved_global_rng():
             result = self.evaluator.evaluate(self.model)
-            if with_measures:
-                measured = self.evaluator.measure(self.model)
-                result.values.update(measured.values)
-                result.extras.update(measured.extras)
+            measured = self.evaluator.measure(self.model)
+        result.values.update(measured.values)
+        result.extras.update(measured.extras)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.measure_seconds += time.perf_counter() - started
@@ -203,8 +206,8 @@ class Trainer:
             self.best.get("best_test_loss", math.inf), result.values["test_loss"]
         )
 
-    def finish(self, status: str, message: str) -> Finished:
-        finished = Finished(status=status, step=self.step, summary=self.summary(), message=message)  # type: ignore[arg-type]
+    def finish(self, status: Status, message: str) -> Finished:
+        finished = Finished(status=status, step=self.step, summary=self.summary(), message=message)
         self.emit(finished)
         return finished
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 
 from sam_core.data import DataError
 from sam_core.training import evaluation, loop, train
@@ -32,11 +35,14 @@ def test_a_measure_asked_twice_gets_a_second_name() -> None:
     assert 0 < values["ascent_sharpness"] < values["ascent_sharpness_2"]
 
 
-def test_non_scalar_results_go_to_extras() -> None:
-    landscape = [{"name": "loss_landscape_1d", "points": 5}]
-    rec = run(digits_spec(training={"max_steps": 3}, measure={"sharpness": landscape}))
+def test_scalar_results_are_values_and_the_rest_extras() -> None:
+    asked = [{"name": "loss_landscape_1d", "points": 5}, {"name": "hessian_trace", "probes": 2}]
+    rec = run(digits_spec(training={"max_steps": 3}, measure={"sharpness": asked}))
     point = rec.metrics[-1]
-    assert "loss_landscape_1d" in point.extras or "loss_landscape_1d" in point.values
+    assert {"loss_landscape_1d", "hessian_trace", "hessian_trace_stderr"} <= set(point.values)
+    slice_1d = point.extras["loss_landscape_1d"]
+    assert len(slice_1d["alphas"]) == len(slice_1d["losses"]) == 5
+    assert all(isinstance(v, float) for v in slice_1d["losses"]), "plain floats, for JSON"
 
 
 class _FakeClock:
@@ -69,16 +75,22 @@ def test_the_training_clock_excludes_measurement_time(monkeypatch: pytest.Monkey
     assert rec.progress[-1].train_seconds == summary["train_seconds"]
 
 
-def test_prediction_error_asked_of_a_task_without_teacher_is_a_data_error() -> None:
-    spec = regression_spec(measure={"sharpness": ["prediction_error"]})
-    rec = run(spec)
-    assert "prediction_error" in rec.finished.summary
-    # npz data has no teacher; the spec allows it, the run refuses it before training.
-    with pytest.raises(DataError):
-        train(
-            digits_spec(
-                data={"name": "npz", "path": "missing.npz"},
-                measure={"sharpness": ["prediction_error"]},
-            ),
-            lambda event: None,
-        )
+def test_regression_without_a_teacher_has_no_prediction_error(tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 4, generator=generator)
+    y = x.sum(1, keepdim=True)
+    np.savez(tmp_path / "sums.npz", x_train=x[:64], y_train=y[:64], x_test=x[64:], y_test=y[64:])
+    spec = regression_spec(data={"name": "npz", "path": "sums.npz", "batch_size": 16})
+    rec = run(spec, data_dir=tmp_path)
+    assert rec.finished.status == "completed" and "prediction_error" not in rec.finished.summary
+    asked = regression_spec(
+        data={"name": "npz", "path": "sums.npz"}, measure={"sharpness": ["prediction_error"]}
+    )
+    with pytest.raises(DataError, match="needs a synthetic task with a teacher"):
+        train(asked, lambda event: None, data_dir=tmp_path)
+
+
+def test_prediction_error_asked_of_a_synthetic_task_is_reported_once() -> None:
+    rec = run(regression_spec(measure={"sharpness": ["prediction_error"]}))
+    evaluations = [m for m in rec.metrics if "prediction_error" in m.values]
+    assert len(evaluations) == 2 and "prediction_error_2" not in evaluations[-1].values
