@@ -13,7 +13,7 @@ factory). A one-shot iterator (a generator) is read once into a list.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -137,7 +137,7 @@ class Objective:
         return self.loss_and_grad()
 
 
-def grads(output: Tensor, params: list[Tensor], **kwargs: Any) -> list[Tensor]:
+def grads(output: Tensor, params: Sequence[Tensor], **kwargs: Any) -> list[Tensor]:
     """d output / d params, with zeros for parameters the output does not use."""
     return list(
         torch.autograd.grad(output, params, allow_unused=True, materialize_grads=True, **kwargs)

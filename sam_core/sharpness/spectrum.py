@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -156,8 +156,7 @@ def grad_eigvec_alignment(
         _, grad = obj.loss_and_grad()
         operator, gen = HessianOperator(obj), obj.generator(seed)
         ritz = lanczos(operator, obj.randn(gen), p.max_iter, tol=1e-3, keep_vectors=True)
-        assert ritz.vectors is not None
-        top = ritz.vectors[:, 0]
+        top = cast(Tensor, ritz.vectors)[:, 0]  # kept: keep_vectors=True
         cosine = float((grad @ top).abs() / (grad.norm() * top.norm()).clamp_min(1e-30))
         cost = obj.meter.freeze()
     extras = {
@@ -178,7 +177,7 @@ def _smoothed_density(nodes: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
     return grid, density / torch.trapezoid(density, grid)
 
 
-def _mean_and_stderr(samples: list[float]) -> tuple[float, float]:
+def _mean_and_stderr(samples: list[float]) -> tuple[float, float | None]:
     values = torch.tensor(samples, dtype=torch.float64)
     stderr = float(values.std() / math.sqrt(len(samples))) if len(samples) > 1 else float("nan")
     return float(values.mean()), _finite(stderr)
