@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
@@ -34,8 +33,8 @@ def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionm
     url = request.getfixturevalue("pg_url")
     engine = make_engine(url)
     with engine.begin() as conn:
-        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):  # quicker than TRUNCATE when small
+            conn.execute(table.delete())
     yield make_session_factory(engine)
     engine.dispose()
 
