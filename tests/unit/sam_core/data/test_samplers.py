@@ -159,3 +159,15 @@ def test_state_dict_counts_epochs_and_refuses_a_different_sampler():
     other = make_sampler("uniform", 10, 2, generator=gen())
     with pytest.raises(ValueError, match=r"sampler state is for .*'uniform', 10, 5"):
         other.load_state_dict(sampler.state_dict())
+
+
+@pytest.mark.parametrize(("kind", "extra"), KINDS, ids=[k for k, _ in KINDS])
+def test_a_new_epoch_may_start_before_the_last_iterator_is_exhausted(kind, extra):
+    exhausted = make_sampler(kind, 11, 4, generator=gen(2), **extra)
+    expected = flatten(epoch(exhausted) + epoch(exhausted))
+    stepped = make_sampler(kind, 11, 4, generator=gen(2), **extra)
+    seen = []
+    for _ in range(2):  # the trainer's way: next() steps_per_epoch times, then iter() again
+        batches = iter(stepped)
+        seen += [next(batches) for _ in range(stepped.steps_per_epoch)]
+    assert flatten(seen) == expected and stepped.state_dict()["epoch"] == 2
