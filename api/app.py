@@ -14,7 +14,7 @@ from fastapi import FastAPI
 import flatlab
 from api.errors import install_error_handlers
 from api.observability import ApiMetrics, MetricsMiddleware
-from api.routes import benchmarks, catalog, health, jobs, presets
+from api.routes import benchmarks, catalog, health, jobs, presets, results
 from flatlab.broker import make_celery
 from flatlab.settings import Settings, get_settings
 from store.db import make_engine, make_session_factory
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sse_poll_seconds = 0.5
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
-    for module in (jobs, benchmarks, presets, catalog, health):
+    for module in (jobs, benchmarks, presets, results, catalog, health):
         app.include_router(module.router)
     return app
 

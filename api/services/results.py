@@ -1,0 +1,203 @@
+"""`GET /v1/results`: the URL's query language, and the answer as JSON, CSV or Parquet.
+
+    filter=FIELD:OP:VALUE          repeat the parameter to AND filters
+    filter=A:OP:V|B:OP:W           `|` inside one filter ORs its clauses
+    OP: eq ne gt ge lt le in       `in` takes a comma list: optimizer.name:in:sam,sgd
+
+FIELD is a dotted spec path (`optimizer.rho`, `data.batch_size`, `model.hidden`),
+`summary.<metric>` (`summary.final_test_acc`), a job column (`status`, `label`,
+`optimizer`, `model`, `dataset`, `seed`, `spec_hash`, `name`, `id`), `tag`,
+`benchmark` (a benchmark id; also matches jobs it reused) or `created` (ISO 8601).
+A value that reads as a number compares as a number; `true`/`false` as a boolean;
+`null` matches a missing field; `[..]`/`{..}` as JSON; anything else as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy import stats
+
+from sam_core.spec.benchmark import SPEC_SECTIONS
+from store.errors import Unprocessable
+from store.results import COLUMNS, Condition, Field, Filter
+
+OPS = ("eq", "ne", "gt", "ge", "lt", "le", "in")
+ORDERED_OPS = ("gt", "ge", "lt", "le")
+DEFAULT_METRICS = ("final_test_acc", "final_test_loss", "gen_gap_acc", "gen_gap_loss")
+CONTENT_TYPES = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+}
+_SEGMENT = re.compile(r"^[A-Za-z0-9_]+$")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def parse_field(text: str, *, where: str) -> Field:
+    """A field name from the URL, or a 422 naming it and what fields look like."""
+    parts = tuple(text.split("."))
+    if not all(_SEGMENT.match(p) for p in parts):
+        _bad(where, text, "a field is dotted words, such as optimizer.rho")
+    if len(parts) == 1 and parts[0] in COLUMNS:
+        return Field("column", parts)
+    if len(parts) == 1 and parts[0] in ("tag", "benchmark", "created"):
+        return Field(parts[0], parts)
+    if parts[0] == "summary" and len(parts) == 2:
+        return Field("summary", parts[1:])
+    if parts[0] in SPEC_SECTIONS and parts[0] != "tags" and len(parts) > 1:
+        return Field("spec", parts)
+    _bad(
+        where,
+        text,
+        f"unknown field {text!r}: use a spec path (optimizer.rho), summary.<metric>, "
+        f"tag, benchmark, created, or one of {', '.join(COLUMNS)}",
+    )
+
+
+def parse_filter(text: str) -> Filter:
+    """`A:op:v|B:op:w` → the OR of its clauses."""
+    return tuple(_parse_clause(clause, text) for clause in text.split("|"))
+
+
+def _parse_clause(clause: str, whole: str) -> Condition:
+    pieces = clause.split(":", 2)
+    if len(pieces) != 3:
+        _bad("filter", whole, f"{clause!r} is not FIELD:OP:VALUE (e.g. optimizer.rho:gt:0.01)")
+    name, op, raw = pieces
+    field = parse_field(name, where="filter")
+    if op not in OPS:
+        _bad("filter", whole, f"unknown operator {op!r} in {clause!r}; one of {', '.join(OPS)}")
+    texts = raw.split(",") if op == "in" else [raw]
+    values = tuple(_typed(field, t, clause, whole) for t in texts)
+    if op in ORDERED_OPS and not isinstance(values[0], float | datetime):
+        _bad("filter", whole, f"{op!r} needs a number (or a time for created) in {clause!r}")
+    if field.kind in ("tag", "benchmark") and op not in ("eq", "ne", "in"):
+        _bad("filter", whole, f"{name!r} takes eq, ne or in, not {op!r}")
+    return Condition(field, op, values)
+
+
+def _typed(field: Field, text: str, clause: str, whole: str) -> Any:
+    if field.kind == "created":
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            _bad("filter", whole, f"{text!r} in {clause!r} is not an ISO 8601 time")
+    if field.kind in ("tag", "benchmark") or (field.kind == "column" and field.path[0] != "seed"):
+        return text
+    if _NUMBER.match(text):
+        return int(text) if field.kind == "column" else float(text)
+    if field.kind == "column":
+        _bad("filter", whole, f"seed compares with an integer, not {text!r}")
+    if text in ("true", "false"):
+        return text == "true"
+    if text == "null":
+        return None
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except ValueError:
+            _bad("filter", whole, f"{text!r} in {clause!r} is not JSON")
+    return text
+
+
+def parse_list(text: str | None, *, where: str) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def parse_metrics(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    names = parse_list(text, where="metrics") or list(default)
+    for name in names:
+        if not _SEGMENT.match(name):
+            _bad("metrics", name, "a metric is a summary key, such as final_test_acc")
+    return tuple(names)
+
+
+def add_intervals(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The 95% t interval of each group mean, from the database's n, mean and std."""
+    for group in groups:
+        for m in group["metrics"].values():
+            n, mean, std = m["n"], m["mean"], m["std"]
+            half = None
+            if n >= 2 and std is not None:
+                half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+            m["ci_low"] = None if half is None else mean - half
+            m["ci_high"] = None if half is None else mean + half
+    return groups
+
+
+def group_table(groups: list[dict[str, Any]], keys: list[str], metrics: tuple[str, ...]) -> Any:
+    """Groups as flat rows: the keys, `jobs`, then `<metric>_<statistic>` columns."""
+    columns = [*keys, "jobs"]
+    columns += [f"{m}_{s}" for m in metrics for s in ("n", "mean", "std", "min", "max")]
+    columns += [f"{m}_{s}" for m in metrics for s in ("ci_low", "ci_high")]
+    rows = []
+    for g in groups:
+        row = {**g["key"], "jobs": g["jobs"]}
+        for m, st in g["metrics"].items():
+            row.update({f"{m}_{s}": v for s, v in st.items()})
+        rows.append(row)
+    return columns, rows
+
+
+def row_table(items: list[dict[str, Any]], fields: list[str]) -> Any:
+    """Job rows flat: id, label, status, benchmark_id, created_at, seed, fields, metrics."""
+    metrics = sorted({m for item in items for m in item["summary"]})
+    columns = ["id", "label", "status", "benchmark_id", "created_at", "seed", *fields, *metrics]
+    rows = []
+    for item in items:
+        row = {k: item[k] for k in ("id", "label", "status", "benchmark_id", "seed")}
+        row["created_at"] = item["created_at"].isoformat()
+        row.update(item["fields"])
+        row.update(item["summary"])
+        rows.append(row)
+    return columns, rows
+
+
+def to_csv(columns: list[str], rows: list[dict[str, Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else _cell(row.get(c)) for c in columns])
+    return out.getvalue().encode()
+
+
+def to_parquet(columns: list[str], rows: list[dict[str, Any]]) -> bytes:
+    arrays = [_arrow_column([row.get(c) for row in rows]) for c in columns]
+    table = pa.Table.from_arrays(arrays, names=columns)
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _arrow_column(values: list[Any]) -> Any:
+    """Numbers as float64 (ints as int64), anything mixed or nested as JSON text."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return pa.array(values, type=pa.int64())
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+    if present and all(isinstance(v, bool) for v in present):
+        return pa.array(values, type=pa.bool_())
+    return pa.array([None if v is None else _cell(v) for v in values], type=pa.string())
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _bad(where: str, value: str, msg: str) -> Any:
+    raise Unprocessable(f"{where}={value!r}: {msg}", errors=[{"loc": where, "msg": msg}])
