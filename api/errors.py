@@ -55,16 +55,16 @@ def problem(
     detail: str,
     code: str | None = None,
     headers: dict[str, str] | None = None,
-    **extra: Any,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body = {
+        **(extra or {}),  # extension members never replace the standard ones
         "type": f"urn:flatlab:problem:{code}" if code else "about:blank",
         "title": TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
         "instance": request.url.path,
         **({"code": code} if code else {}),
-        **extra,
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -86,13 +86,13 @@ def field_errors(raw: Sequence[Any]) -> list[dict[str, str]]:
 async def _domain_error(request: Request, exc: errors.FlatlabError) -> JSONResponse:
     status = STATUS_BY_CODE.get(exc.code, 500)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return problem(request, status, exc.message, exc.code, headers, **exc.details)
+    return problem(request, status, exc.message, exc.code, headers, exc.details)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errs = field_errors(exc.errors())
     detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errs[:5])
-    return problem(request, 422, detail, "validation_error", errors=errs)
+    return problem(request, 422, detail, "validation_error", extra={"errors": errs})
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

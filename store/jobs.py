@@ -185,7 +185,7 @@ def request_cancel(*, session: Session, team_id: str, job_id: str) -> Job:
         _update_if(session, job_id, "running", cancel_requested_at=now)
     session.refresh(job)
     if job.status in TERMINAL_STATUSES and not cancelled:
-        raise Conflict(f"job {job_id} is already {job.status}", id=job_id, status=job.status)
+        raise Conflict(f"job {job_id} is already {job.status}", id=job_id, job_status=job.status)
     return job
 
 
