@@ -1,0 +1,217 @@
+"""The real stack for integration tests: PostgreSQL, Redis, the API and two Celery workers.
+
+Once per session: a fresh PostgreSQL database `flatlab_it_<random>` with the
+migrations applied (dropped at the end), a Redis database number for the
+broker (flushed before and after), the API under uvicorn on a free port and
+two `flatlab worker` processes (prefork, one job at a time, a fresh child per
+job), each a subprocess with its own process group so teardown kills every
+one of them. Workers consume the `cpu` queue only, so a job sent to `gpu`
+stays queued for as long as a test needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+import migrations
+from flatlab.settings import Settings
+from store.db import make_engine, make_session_factory
+from tests.pg import temporary_database
+
+REDIS_URL = os.environ.get("FLATLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+pytestmark = pytest.mark.integration
+
+
+class Process:
+    """A child process in its own process group, logging to a file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name, self.log_path = name, log_dir / f"{name}.log"
+        with open(self.log_path, "wb") as log:
+            self.popen = subprocess.Popen(
+                argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: no {text!r} in its log:\n{self.log()[-4000:]}")
+            time.sleep(0.2)
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM the group, then SIGKILL whatever is left of it."""
+        pgid = self.popen.pid
+        _killpg(pgid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=grace)
+        _killpg(pgid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+
+def _killpg(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with temporary_database("flatlab_it") as url:
+        migrations.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    number = secrets.randbelow(14) + 1  # 0 is everyone's default
+    client = redis.Redis.from_url(f"{REDIS_URL}/{number}")
+    client.flushdb()
+    yield f"{REDIS_URL}/{number}"
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def stack_env(
+    database_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("flatlab-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLATLAB_")}
+    env.update(
+        FLATLAB_HOME=str(home),
+        FLATLAB_DATABASE_URL=database_url,
+        FLATLAB_BROKER_URL=broker_url,
+        FLATLAB_AUTH_REQUIRED="true",
+        FLATLAB_HEARTBEAT_SECONDS="0.5",
+        FLATLAB_LEASE_SECONDS="20",
+        FLATLAB_RECONCILE_SECONDS="2",
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def settings(stack_env: dict[str, str]) -> Settings:
+    fields = {k.removeprefix("FLATLAB_").lower(): v for k, v in stack_env.items()}
+    return Settings(**{k: v for k, v in fields.items() if k in Settings.model_fields})
+
+
+@pytest.fixture(scope="session")
+def session_factory(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def workers(stack_env: dict[str, str], log_dir: Path) -> Iterator[list[Process]]:
+    argv = [sys.executable, "-m", "flatlab.cli", "worker", "--queues", "cpu", "-c", "1"]
+    procs = [Process(f"worker{i}", argv, stack_env, log_dir) for i in range(2)]
+    try:
+        for proc in procs:
+            proc.wait_for_log(" ready.")
+        yield procs
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+@pytest.fixture(scope="session")
+def api_url(stack_env: dict[str, str], log_dir: Path) -> Iterator[str]:
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)]
+    proc = Process("api", argv, stack_env, log_dir)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        yield url
+    finally:
+        proc.stop()
+
+
+def _wait_ready(url: str, proc: Process, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"the API exited:\n{proc.log()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"the API was not ready:\n{proc.log()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def api_key(stack_env: dict[str, str]) -> str:
+    """A key made the way an operator makes one: `flatlab keys create`, last line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "flatlab.cli", "keys", "create", "--team", "integration"],
+        env=stack_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def client(api_url: str, api_key: str, workers: list[Process]) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=api_url, headers=headers, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def wait_for() -> Callable[..., dict[str, Any]]:
+    def wait(
+        client: httpx.Client,
+        job_id: str,
+        until: Callable[[dict[str, Any]], bool] = lambda job: job["status"] in TERMINAL,
+        timeout: float = 90.0,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+            if until(job):
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} never got there; last seen: {job}")
+            time.sleep(0.2)
+
+    return wait
