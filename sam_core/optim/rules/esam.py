@@ -58,7 +58,8 @@ class Esam(SharpnessAware):
         self.run_pass(lambda: closure.on_subset(index), zero=False)
         with self.math():
             self.restore_batchnorm()
-            self.restore(chosen)
+            if chosen:  # no tensor drawn: nothing was perturbed (foreach_copy_ refuses [])
+                self.restore(chosen)
             self.apply_base_step(grad_evals=1.0 + kept / len(closure))
         return loss
 
