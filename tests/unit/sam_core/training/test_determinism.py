@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sam_core.spec import JobSpec
-from sam_core.training import train
+from sam_core.training import loop, train
 from sam_core.training.events import Checkpoint, Progress
 from tests.unit.sam_core.training.specs import digits_spec, regression_spec, run
 
@@ -130,3 +130,27 @@ def test_a_checkpoint_of_another_spec_is_refused() -> None:
     other = digits_spec(training={"max_steps": 2, "seed": 5})
     with pytest.raises(ValueError, match="taken from spec"):
         train(other, lambda event: None, resume=state)
+
+
+def test_a_resumed_run_replays_augmentation_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Digits has no augmentation; give it a random one drawn from the run's generator."""
+    real_load_task = loop.load_task
+    draws: list[int] = []
+
+    def noisy(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        draws.append(len(x))
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return x + 0.5 * noise
+
+    def load_task_with_augment(*args: Any, **kwargs: Any) -> Any:
+        task = real_load_task(*args, **kwargs)
+        task.augment = noisy
+        return task
+
+    monkeypatch.setattr(loop, "load_task", load_task_with_augment)
+    spec = digits_spec(optimizer={"name": "vasso"}, training={"log_every_steps": 1})
+    _assert_resume_is_exact(spec, stop_step=17)
+    assert draws, "the augmentation ran"
+    plain = run(spec).finished.summary["final_train_loss"]
+    monkeypatch.setattr(loop, "load_task", real_load_task)
+    assert run(spec).finished.summary["final_train_loss"] != plain, "and changed training"
