@@ -14,6 +14,7 @@ reads rows and passes `Run`s in, so every number is testable on arrays.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,10 +127,11 @@ def _paired(mine: dict[int, Run], base: dict[int, Run], seeds: list[int], metric
 
 
 def sharpness_names(runs: Iterable[Run]) -> list[str]:
-    """Summary keys that are sharpness measures (a catalog measure name, maybe suffixed)."""
+    """Summary keys that are sharpness measures: a catalog measure's name, or `name_2`, …
+    when a spec asks for one measure twice (`name_stderr` and other extras are not)."""
     measures = [m for m in MEASURES if m not in NOT_SHARPNESS]
     keys = {k for r in runs if r.done for k in r.summary or {}}
-    return sorted(k for k in keys if any(k == m or k.startswith(f"{m}_") for m in measures))
+    return sorted(k for k in keys if any(re.fullmatch(rf"{m}(_\d+)?", k) for m in measures))
 
 
 def flatness_correlations(runs: Sequence[Run]) -> list[dict[str, Any]]:
