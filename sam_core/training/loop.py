@@ -18,7 +18,7 @@ from torch import nn
 
 from sam_core.data import load_task
 from sam_core.models import build_model
-from sam_core.optim import BatchClosure, create_optimizer
+from sam_core.optim import BatchClosure, SharpnessAware, create_optimizer
 from sam_core.spec import JobSpec
 from sam_core.training import checkpoint
 from sam_core.training.evaluation import Evaluation, Evaluator
@@ -84,10 +84,7 @@ class Trainer:
         data_path = None if data_dir is None else Path(data_dir)
         self.task = _to_device(load_task(spec.data, data_path), self.device)
         self.classification = self.task.task == "classification"
-        # Seeded right before the model is built: its initial weights depend on the seed only.
-        seed_everything(training.seed)
-        self.model = build_model(spec.model, self.task.input_shape, self.task.num_outputs)
-        self.model.to(self.device)
+        self.model = self._build_model()
         self.num_params = sum(p.numel() for p in self.model.parameters())
         self.loss_fn: nn.Module = nn.CrossEntropyLoss() if self.classification else nn.MSELoss()
         self.optimizer = _make_optimizer(spec, self.model)
@@ -95,8 +92,8 @@ class Trainer:
             spec, self.task, make_generator(training.seed, SAMPLING_STREAM), self.device
         )
         self.steps_per_epoch = self.sampler.steps_per_epoch
-        epochs_steps = training.epochs * self.steps_per_epoch
-        self.total_steps = min(epochs_steps, training.max_steps or epochs_steps)
+        epoch_steps = training.epochs * self.steps_per_epoch
+        self.total_steps = min(epoch_steps, training.max_steps or epoch_steps)
         self.scheduler = make_scheduler(
             self.optimizer,
             spec.optimizer.schedule,
@@ -116,6 +113,12 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         self.best: dict[str, float] = {}
         self.start_step = 0
+
+    def _build_model(self) -> nn.Module:
+        # Seeded right before the model is built: its initial weights depend on the seed only.
+        seed_everything(self.spec.training.seed)
+        model = build_model(self.spec.model, self.task.input_shape, self.task.num_outputs)
+        return model.to(self.device)
 
     # --- the loop -------------------------------------------------------------
 
@@ -285,7 +288,7 @@ class Trainer:
 _FINAL_NAMES = ("train_loss", "test_loss", "train_acc", "test_acc")
 
 
-def _make_optimizer(spec: JobSpec, model: nn.Module) -> torch.optim.Optimizer:
+def _make_optimizer(spec: JobSpec, model: nn.Module) -> SharpnessAware:
     o = spec.optimizer
     rule_params = o.model_dump(exclude={"name", "label", "base", "schedule"})
     return create_optimizer(

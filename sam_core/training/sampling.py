@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sam_core.data import Batch, linear_importance, make_sampler
+from sam_core.data import Batch, ImportanceSampler, linear_importance, make_sampler
 from sam_core.training import importance
 
 
@@ -50,8 +50,17 @@ class EpochSampler:
         self, model: nn.Module, step: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The batch of step `step` (counted from 0); weights are None unless reweighted."""
+        index, weights = self.next_indices(model, step)
+        return self.task.x_train[index], self.task.y_train[index], weights
+
+    def next_indices(self, model: nn.Module, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The example indices (on the device) and loss weights of step `step`.
+
+        A seed ensemble draws each member's indices here and gathers all members'
+        examples at once; `model` is read only to refresh importance scores.
+        """
         starts_epoch = step % self.steps_per_epoch == 0
-        if starts_epoch and self.refresh_scores:
+        if starts_epoch and self.refresh_scores and isinstance(self.sampler, ImportanceSampler):
             self.sampler.set_probabilities(
                 importance.output_gradient_probabilities(
                     model,
@@ -67,7 +76,7 @@ class EpochSampler:
         index = index.to(self.device)
         if weights is not None:
             weights = weights.to(self.device)
-        return self.task.x_train[index], self.task.y_train[index], weights
+        return index, weights
 
     def state(self) -> dict[str, Any]:
         return self.sampler.state_dict()
