@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -37,7 +38,12 @@ def reproducibility_block(spec: JobSpec, job: Job, worker_id: str) -> dict[str, 
 
 @lru_cache(maxsize=1)
 def git_commit() -> str | None:
-    """The commit of the source tree flatlab runs from (with `-dirty` if changed), if any."""
+    """The commit flatlab runs from: `FLATLAB_GIT_COMMIT` (set in images), else the source tree's.
+
+    A tree with uncommitted changes to tracked files gets a `-dirty` suffix.
+    """
+    if os.environ.get("FLATLAB_GIT_COMMIT"):
+        return os.environ["FLATLAB_GIT_COMMIT"]
     root = Path(flatlab.__file__).resolve().parent.parent
     try:
         sha = _git(root, "rev-parse", "HEAD")
