@@ -1,0 +1,141 @@
+"""Time of one training step of every optimizer, relative to SGD on the same model and batch.
+
+Each rule gets its own copy of one initial model and the same batch. After a
+warm-up, rounds alternate over the rules (the order rotates each round); a
+round times a block of ``--block`` consecutive steps per rule (5 covers
+LookSAM's k = 5 cycle), and the table reports medians over rounds, as ratios
+to SGD. One Hessian-vector product is timed against one gradient the same way.
+
+    python bench/optim_step.py                                  # CPU, small CNN
+    python bench/optim_step.py --device cuda --model resnet18   # GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from sam_core.models import build_model
+from sam_core.optim import BatchClosure, create_optimizer, list_optimizers
+from sam_core.sharpness.hvp import hessian_vector_product
+
+TARGETS = "SAM ≤ 2.1× SGD; LookSAM and ESAM below SAM; HVP ≤ 3× a gradient"
+
+
+def main() -> None:
+    args = parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = build_model({"name": args.model}, (3, 32, 32), 10).to(device)
+    x = torch.randn(args.batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (args.batch,), device=device)
+    loss_fn = nn.CrossEntropyLoss()
+    rules = [name for name in list_optimizers() if name != "gd"]
+    steps = {name: make_stepper(name, model, loss_fn, x, y) for name in rules}
+    print(
+        f"device={device} model={args.model} batch={args.batch} threads={torch.get_num_threads()}"
+    )
+    times = interleaved(steps, args.warmup, args.rounds, args.block, device)
+    report(rules, times, steps)
+    hvp_ratio = time_hvp(model, loss_fn, x, y, args, device)
+    print(f"\nHVP / gradient: {hvp_ratio:.2f}×")
+    print(f"targets: {TARGETS}")
+
+
+class Stepper:
+    """One rule on its own copy of the model; calling it takes one optimizer step."""
+
+    def __init__(self, name: str, model: nn.Module, loss_fn: nn.Module, x, y) -> None:
+        self.model = copy.deepcopy(model)
+        self.optimizer = create_optimizer(name, self.model, seed=0)
+        self.loss_fn, self.x, self.y = loss_fn, x, y
+        self.evals: list[float] = []
+
+    def __call__(self) -> None:
+        self.optimizer.step(BatchClosure(self.model, self.loss_fn, self.x, self.y))
+        self.evals.append(self.optimizer.last_grad_evals)
+
+
+def make_stepper(name: str, model: nn.Module, loss_fn: nn.Module, x, y) -> Stepper:
+    return Stepper(name, model, loss_fn, x, y)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], None], repeats: int, device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def interleaved(
+    steps: dict[str, Stepper], warmup: int, rounds: int, block: int, device: torch.device
+) -> dict[str, list[float]]:
+    names = list(steps)
+    for name in names:
+        timed(steps[name], warmup, device)
+        steps[name].evals.clear()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            times[name].append(timed(steps[name], block, device))
+    return times
+
+
+def report(rules: list[str], times: dict[str, list[float]], steps: dict[str, Stepper]) -> None:
+    base = statistics.median(times["sgd"])
+    print(f"\n{'rule':<12} {'grad evals/step':>15} {'ms/step':>9} {'× SGD':>7}")
+    for name in rules:
+        median = statistics.median(times[name])
+        evals = statistics.mean(steps[name].evals)
+        print(f"{name:<12} {evals:>15.2f} {1e3 * median:>9.2f} {median / base:>7.2f}")
+
+
+def time_hvp(model: nn.Module, loss_fn: nn.Module, x, y, args, device: torch.device) -> float:
+    """Median of one HVP over median of one gradient, both in eval mode on the batch."""
+    model = copy.deepcopy(model).eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    vector = [torch.randn_like(p) for p in params]
+
+    def gradient() -> None:
+        model.zero_grad()
+        loss_fn(model(x), y).backward()
+
+    def hvp() -> None:
+        hessian_vector_product(model, loss_fn, [(x, y)], vector)
+
+    for fn in (gradient, hvp):
+        timed(fn, args.warmup, device)
+    grads, hvps = [], []
+    for _ in range(args.rounds):
+        grads.append(timed(gradient, 2, device))
+        hvps.append(timed(hvp, 2, device))
+    return statistics.median(hvps) / statistics.median(grads)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default="cnn", help="a sam_core.models name (cnn, resnet18…)")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up steps per rule")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--block", type=int, default=5, help="steps timed together per round")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()
