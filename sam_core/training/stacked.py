@@ -1,0 +1,239 @@
+"""The members of a seed ensemble as one model: stacked parameters and stacked rules.
+
+Every trainable tensor of the members is stacked along a new leading dimension
+`M` (one slice per member); `torch.func.functional_call` runs the shared module
+with one member's slice and `torch.func.vmap` runs all members at once, each on
+its own batch. Because the members' losses are independent, the gradient of
+their sum with respect to the stack is every member's own gradient: one
+backward pass gives all of them (batched autograd).
+
+The update rules are those of `sam_core.optim`, written for stacked tensors with
+per-member hyperparameters as `[M]` tensors. SAM, USAM and Unified SAM share one
+form, ε = (a + b/(‖g‖ + 1e-12)) g per member (SAM_FAMILY.md): SAM is a = 0, b = ρ;
+USAM a = ρ, b = 0; Unified SAM a = ρ(1 − λ), b = ρλ (Oikonomou & Loizou 2025,
+eq. 3). The base step follows `torch.optim.SGD` (momentum, Nesterov, weight
+decay, no dampening) and `torch.optim.AdamW` operation for operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from sam_core.optim.directions import NORM_EPS
+
+Params = dict[str, Tensor]
+
+# Rules whose ε is (a + b/‖g‖) g; `sgd` and `gd` take no second pass.
+PERTURBING_RULES = ("sam", "usam", "unified_sam")
+ONE_PASS_RULES = ("sgd", "gd")
+RULES = ONE_PASS_RULES + PERTURBING_RULES
+
+
+class StackedModel:
+    """The shared module, called with each member's parameters on each member's batch."""
+
+    def __init__(self, template: nn.Module, loss_fn: nn.Module, shared_batch: bool) -> None:
+        self.template = template
+        self.per_example_fn = type(loss_fn)(reduction="none")
+        batch_dim = None if shared_batch else 0
+        self._loss_and_outputs = vmap(self._member_loss, in_dims=(0, batch_dim, batch_dim, 0))
+        self._loss_and_outputs_unweighted = vmap(
+            self._member_loss, in_dims=(0, batch_dim, batch_dim, None)
+        )
+
+    def gradients(
+        self, params: Params, x: Tensor, y: Tensor, weights: Tensor | None
+    ) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """Each member's loss `[M]`, outputs `[M, B, …]` and gradients (stacked like `params`)."""
+        leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
+        with torch.enable_grad():
+            run = self._loss_and_outputs_unweighted if weights is None else self._loss_and_outputs
+            losses, outputs = run(leaves, x, y, weights)
+            grads = torch.autograd.grad(losses.sum(), list(leaves.values()), allow_unused=True)
+        # A parameter a pass does not use has a zero gradient, as in the solo engine.
+        out = [
+            torch.zeros_like(p) if g is None else g
+            for p, g in zip(params.values(), grads, strict=True)
+        ]
+        return losses.detach(), outputs.detach(), out
+
+    def _member_loss(
+        self, params: Params, x: Tensor, y: Tensor, weights: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """One member's batch loss, as `sam_core.optim.BatchClosure` computes it."""
+        outputs = functional_call(self.template, params, (x,))
+        losses = self.per_example_fn(outputs, y)
+        if losses.dim() > 1:  # MSE: average the non-batch dims per example
+            losses = losses.reshape(losses.shape[0], -1).mean(dim=1)
+        losses = losses.float()
+        loss = losses.mean() if weights is None else (losses * weights).mean()
+        return loss, outputs
+
+
+class StackedRule:
+    """One rule and its base optimizer over stacked parameters, hyperparameters per member."""
+
+    def __init__(self, specs: Sequence[Any], params: Params) -> None:
+        first = specs[0].optimizer
+        self.rule, self.base = first.name, first.base.name
+        self.nesterov = first.base.nesterov
+        self.rho_schedule = getattr(first, "rho_schedule", "constant")
+        self.lam_schedule = getattr(first, "lam_schedule", "constant")
+        self.perturb_weight_decay = bool(getattr(first, "perturb_weight_decay", False))
+        self.max_grad_norm = specs[0].training.grad_clip
+        device = next(iter(params.values())).device
+        column = _column_maker(specs, device)
+        self.lr0 = [s.optimizer.base.lr for s in specs]
+        self.rho = [float(getattr(s.optimizer, "rho", 0.0)) for s in specs]
+        self.lam = column(lambda s: getattr(s.optimizer, "lam", 1.0))
+        self.weight_decay = column(lambda s: s.optimizer.base.weight_decay)
+        self.momentum = column(lambda s: s.optimizer.base.momentum)
+        self.beta1 = column(lambda s: s.optimizer.base.betas[0])
+        self.beta2 = column(lambda s: s.optimizer.base.betas[1])
+        self.eps = column(lambda s: s.optimizer.base.eps)
+        slots = ("momentum_buffer",) if self.base == "sgd" else ("exp_avg", "exp_avg_sq")
+        self.state = {slot: [torch.zeros_like(p) for p in params.values()] for slot in slots}
+        self.steps = 0
+
+    @property
+    def perturbs(self) -> bool:
+        return self.rule in PERTURBING_RULES
+
+    def keep(self, index: Tensor, positions: list[int]) -> None:
+        """Keep only the members at `positions` (`index` is the same as a tensor)."""
+        self.lr0 = [self.lr0[k] for k in positions]
+        self.rho = [self.rho[k] for k in positions]
+        for name in ("lam", "weight_decay", "momentum", "beta1", "beta2", "eps"):
+            setattr(self, name, getattr(self, name).index_select(0, index))
+        for slot, tensors in self.state.items():
+            self.state[slot] = [t.index_select(0, index) for t in tensors]
+
+    # --- ρ_t and λ_t ----------------------------------------------------------------------
+
+    def rho_at(self, lrs: list[float]) -> list[float]:
+        """ρ_t per member: constant, or ρ · lr_t / lr_0 (as `SharpnessAware.update_rho`)."""
+        if self.rho_schedule != "lr":
+            return list(self.rho)
+        return [rho * (lr / lr0) for rho, lr, lr0 in zip(self.rho, lrs, self.lr0, strict=True)]
+
+    def lam_at(self) -> Tensor:
+        """λ_t of Unified SAM, with t counting steps from 1 (as `UnifiedSam.lam`)."""
+        t = self.steps + 1
+        if self.lam_schedule == "one_minus_inv_t":
+            return torch.full_like(self.lam, 1.0 - 1.0 / t)
+        if self.lam_schedule == "inv_t":
+            return torch.full_like(self.lam, 1.0 / t)
+        return self.lam
+
+    # --- the perturbation ---------------------------------------------------------------
+
+    @torch.no_grad()
+    def perturbed(self, params: Params, grads: list[Tensor], rho: Tensor) -> Params:
+        """w + ε per member; ε from g (plus wd·w with `perturb_weight_decay`)."""
+        if self.perturb_weight_decay:
+            grads = [
+                g + _per_member(self.weight_decay, g) * p
+                for g, p in zip(grads, params.values(), strict=True)
+            ]
+        if self.rule == "sam":
+            factor = rho / (member_norms(grads) + NORM_EPS)
+        elif self.rule == "usam":
+            factor = rho
+        else:  # unified_sam: ρ(1−λ) + ρλ/‖g‖, so λ = 1 and λ = 0 are SAM's and USAM's ε
+            lam = self.lam_at()
+            factor = rho * (1.0 - lam) + (rho * lam) / (member_norms(grads) + NORM_EPS)
+        return {
+            name: p + g * _per_member(factor, g)
+            for (name, p), g in zip(params.items(), grads, strict=True)
+        }
+
+    # --- the base step ---------------------------------------------------------------------
+
+    @torch.no_grad()
+    def apply(self, params: Params, grads: list[Tensor], lr: Tensor) -> None:
+        """Clip ĝ if asked, then the base optimizer's step on every member, in place."""
+        if self.max_grad_norm is not None:
+            clip_by_member_norm_(grads, self.max_grad_norm)
+        self.steps += 1
+        tensors = list(params.values())
+        if self.base == "sgd":
+            self._sgd(tensors, grads, lr)
+        else:
+            self._adamw(tensors, grads, lr)
+
+    def _sgd(self, params: list[Tensor], grads: list[Tensor], lr: Tensor) -> None:
+        """torch.optim.SGD, dampening 0: d = g + wd·w; b = μb + d; d = d + μb or b; w -= lr·d."""
+        for p, g, buf in zip(params, grads, self.state["momentum_buffer"], strict=True):
+            d = g + _per_member(self.weight_decay, p) * p
+            # μ = 0 gives b = d, torch's update without a buffer; step 1 gives b = d, its clone.
+            buf.mul_(_per_member(self.momentum, buf)).add_(d)
+            d = d + _per_member(self.momentum, buf) * buf if self.nesterov else buf
+            p.sub_(_per_member(lr, p) * d)
+
+    def _adamw(self, params: list[Tensor], grads: list[Tensor], lr: Tensor) -> None:
+        """torch.optim.AdamW (single-tensor form, no amsgrad)."""
+        t = self.steps
+        bias1 = 1 - self.beta1**t
+        bias2_sqrt = (1 - self.beta2**t).sqrt()
+        step_size = lr / bias1
+        state = zip(self.state["exp_avg"], self.state["exp_avg_sq"], strict=True)
+        for p, g, (m, v) in zip(params, grads, state, strict=True):
+            p.mul_(1 - _per_member(lr * self.weight_decay, p))
+            m.lerp_(g, _per_member(1 - self.beta1, m).expand_as(m))
+            v.mul_(_per_member(self.beta2, v)).add_(g * g * _per_member(1 - self.beta2, v))
+            denom = (v.sqrt() / _per_member(bias2_sqrt, v)).add_(_per_member(self.eps, v))
+            p.sub_(_per_member(step_size, p) * m / denom)
+
+    def member_state(self, position: int, params: list[nn.Parameter]) -> dict[Any, Any]:
+        """The base optimizer's `state` for one member, as torch's own optimizer keeps it."""
+        if self.steps == 0:
+            return {}
+        out: dict[Any, Any] = {}
+        for i, p in enumerate(params):
+            if self.base == "sgd":
+                if float(self.momentum[position]) != 0.0:  # torch keeps no buffer without μ
+                    buffer = self.state["momentum_buffer"][i][position].clone()
+                    out[p] = {"momentum_buffer": buffer}
+            else:
+                out[p] = {
+                    "step": torch.tensor(float(self.steps)),
+                    "exp_avg": self.state["exp_avg"][i][position].clone(),
+                    "exp_avg_sq": self.state["exp_avg_sq"][i][position].clone(),
+                }
+        return out
+
+
+def member_norms(tensors: list[Tensor]) -> Tensor:
+    """‖·‖₂ of each member over all its tensors, `[M]`."""
+    squares = [t.reshape(t.shape[0], -1).pow(2).sum(dim=1) for t in tensors]
+    return torch.stack(squares).sum(dim=0).sqrt()
+
+
+def clip_by_member_norm_(grads: list[Tensor], max_norm: float) -> None:
+    """`torch.nn.utils.clip_grad_norm_` applied to each member on its own."""
+    coef = (max_norm / (member_norms(grads) + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(_per_member(coef, g))
+
+
+def stack_members(models: Sequence[nn.Module], names: list[str]) -> Params:
+    """`{name: [M, …]}` from each member's trainable tensor `name`."""
+    tensors = [dict(model.named_parameters()) for model in models]
+    return {name: torch.stack([t[name].detach() for t in tensors]) for name in names}
+
+
+def _per_member(values: Tensor, like: Tensor) -> Tensor:
+    """`[M]` values shaped to broadcast against a stacked `[M, …]` tensor."""
+    return values.reshape((-1,) + (1,) * (like.dim() - 1))
+
+
+def _column_maker(specs: Sequence[Any], device: torch.device) -> Any:
+    def column(read: Any) -> Tensor:
+        return torch.tensor([float(read(s)) for s in specs], dtype=torch.float32, device=device)
+
+    return column
