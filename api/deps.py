@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,18 +24,33 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: commit after the handler, before the response is sent."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One transaction per request: commit after the handler, before the response is sent.
+
+    Commit, rollback and close run in threads of their own limiter: were they to
+    wait for the handlers' thread pool, 40 requests blocked on a row the committing
+    request holds (concurrent retries of one Idempotency-Key) would never be freed.
+    """
     factory: sessionmaker[Session] = request.app.state.session_factory
+    limiter = _commit_limiter(request)
     session = factory()
     try:
         yield session
-        session.commit()
+        await anyio.to_thread.run_sync(session.commit, limiter=limiter)
     except BaseException:
-        session.rollback()
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(session.rollback, limiter=limiter)
         raise
     finally:
-        session.close()
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(session.close, limiter=limiter)
+
+
+def _commit_limiter(request: Request) -> anyio.CapacityLimiter:
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "commit_limiter", None)
+    if limiter is None:  # made on first use: a limiter belongs to the running event loop
+        limiter = request.app.state.commit_limiter = anyio.CapacityLimiter(32)
+    return limiter
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

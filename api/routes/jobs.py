@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import CallerDep, SessionDep, SettingsDep, WriterDep
 from api.schemas import (
@@ -35,8 +36,14 @@ IdempotencyKey = Annotated[
 ]
 
 
+# The two writing routes are `async` and run their database work in a thread, so
+# that between their write and the commit they need no thread of the shared
+# pool (FastAPI serialises a sync route's response in one); otherwise requests
+# waiting on the row they lock could hold every thread and stall the commit.
+
+
 @router.post("", status_code=202, response_model=JobPublic)
-def create_job(
+async def create_job(
     spec: JobCreate,
     request: Request,
     response: Response,
@@ -47,13 +54,15 @@ def create_job(
     idempotency_key: IdempotencyKey = None,
 ) -> JobPublic:
     """Submit a training job; it is queued and sent to a worker once committed."""
-    job, created = submit_job(
+    job, created = await run_in_threadpool(
+        submit_job,
         session=session,
         settings=settings,
         team_id=caller.team_id,
         spec=spec,
         idempotency_key=idempotency_key,
     )
+    public = JobPublic.from_job(job)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if created:  # the session dependency commits before this background task runs
         state = request.app.state
@@ -62,7 +71,7 @@ def create_job(
         )
     else:
         response.headers["Idempotent-Replayed"] = "true"
-    return JobPublic.from_job(job)
+    return public
 
 
 @router.get("", response_model=JobsPublic)
@@ -91,11 +100,13 @@ def read_job(job_id: str, session: SessionDep, caller: CallerDep) -> JobPublic:
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, status_code=202)
-def cancel_job(
+async def cancel_job(
     job_id: str, response: Response, session: SessionDep, caller: WriterDep
 ) -> JobPublic:
     """Cancel a queued job now (200), or ask a running one to stop at its next step (202)."""
-    job = request_cancel(session=session, team_id=caller.team_id, job_id=job_id)
+    job = await run_in_threadpool(
+        request_cancel, session=session, team_id=caller.team_id, job_id=job_id
+    )
     if job.status == "cancelled":
         response.status_code = 200
     return JobPublic.from_job(job)
