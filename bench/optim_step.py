@@ -4,7 +4,9 @@ Each rule gets its own copy of one initial model and the same batch. After a
 warm-up, rounds alternate over the rules (the order rotates each round); a
 round times a block of ``--block`` consecutive steps per rule (5 covers
 LookSAM's k = 5 cycle), and the table reports medians over rounds, as ratios
-to SGD. One Hessian-vector product is timed against one gradient the same way.
+to SGD. On CPU the clock is the process's CPU time (robust to other load on a
+shared machine); on GPU, wall-clock time between ``torch.cuda.synchronize``.
+One Hessian-vector product is timed against one gradient the same way.
 
     python bench/optim_step.py                                  # CPU, small CNN
     python bench/optim_step.py --device cuda --model resnet18   # GPU
@@ -31,6 +33,9 @@ TARGETS = "SAM ≤ 2.1× SGD; LookSAM and ESAM below SAM; HVP ≤ 3× a gradient
 def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
+    if device.type == "cpu":
+        # One thread: CPU time is then the work itself, not other threads spinning.
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = build_model({"name": args.model}, (3, 32, 32), 10).to(device)
     x = torch.randn(args.batch, 3, 32, 32, device=device)
@@ -39,7 +44,8 @@ def main() -> None:
     rules = [name for name in list_optimizers() if name != "gd"]
     steps = {name: make_stepper(name, model, loss_fn, x, y) for name in rules}
     print(
-        f"device={device} model={args.model} batch={args.batch} threads={torch.get_num_threads()}"
+        f"device={device} model={args.model} batch={args.batch} "
+        f"threads={torch.get_num_threads()} clock={clock(device).__name__}"
     )
     times = interleaved(steps, args.warmup, args.rounds, args.block, device)
     report(rules, times, steps)
@@ -71,13 +77,20 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def clock(device: torch.device) -> Callable[[], float]:
+    """CPU: this process's CPU time, which other load on a shared machine barely moves.
+    GPU: wall-clock time between synchronizations."""
+    return time.process_time if device.type == "cpu" else time.perf_counter
+
+
 def timed(fn: Callable[[], None], repeats: int, device: torch.device) -> float:
+    now = clock(device)
     sync(device)
-    start = time.perf_counter()
+    start = now()
     for _ in range(repeats):
         fn()
     sync(device)
-    return (time.perf_counter() - start) / repeats
+    return (now() - start) / repeats
 
 
 def interleaved(
@@ -131,10 +144,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default="cnn", help="a sam_core.models name (cnn, resnet18…)")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--warmup", type=int, default=3, help="warm-up steps per rule")
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up steps (CPU 1, GPU 5)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (CPU 3, GPU 20)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads")
     parser.add_argument("--block", type=int, default=5, help="steps timed together per round")
-    return parser.parse_args()
+    args = parser.parse_args()
+    gpu = args.device.startswith("cuda")
+    args.warmup = args.warmup if args.warmup is not None else (5 if gpu else 1)
+    args.rounds = args.rounds if args.rounds is not None else (20 if gpu else 3)
+    return args
 
 
 if __name__ == "__main__":
