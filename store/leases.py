@@ -137,9 +137,12 @@ def finish_job(
 
 def release_job(*, session: Session, job_id: str, worker_id: str) -> bool:
     """Give a held job back to the queue (graceful shutdown); it resumes from its checkpoint."""
-    return _set_if_held(
-        session, job_id, worker_id, status="queued", worker_id=None, lease_expires_at=None
+    stmt = (
+        _held(job_id, worker_id)
+        .values(status="queued", worker_id=None, lease_expires_at=None, enqueued_at=None)
+        .execution_options(synchronize_session=False)
     )
+    return _changed(session, stmt) == 1
 
 
 def requeue_expired(*, session: Session, now: datetime | None = None) -> list[Requeued]:

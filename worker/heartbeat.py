@@ -94,18 +94,21 @@ class Heartbeat(threading.Thread):
 def sigterm_stops(stop: StopSignal) -> Iterator[None]:
     """While a run lasts, SIGTERM means: stop at the next step, checkpoint, re-queue.
 
-    A handler a host installed (Celery's, in a solo pool) still runs after ours.
+    In a process's main process a handler the host installed (Celery's, in a
+    solo pool) still runs after ours, so the worker shuts down after the job is
+    handed back. Not in a prefork child: billiard's handler there exits at once.
     Signal handlers can only be set from the main thread; elsewhere this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.getsignal(signal.SIGTERM)
+    chain = callable(previous) and not _in_pool_child()
 
     def handle(signum: int, frame: Any) -> None:
         log.warning("SIGTERM: checkpointing and re-queueing the running job")
         stop.set("shutdown")
-        if callable(previous):
+        if chain and callable(previous):
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, handle)
@@ -113,3 +116,14 @@ def sigterm_stops(stop: StopSignal) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _in_pool_child() -> bool:
+    return multiprocessing_name() != "MainProcess"
+
+
+def multiprocessing_name() -> str:
+    """The billiard (Celery pool) process name: `MainProcess` unless in a pool child."""
+    from billiard.process import current_process
+
+    return str(current_process().name)
