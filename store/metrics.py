@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -65,7 +65,7 @@ def _copy_postgresql(session: Session, job_id: str, rows: Iterable[tuple[Any, ..
 
 
 def _insert_sqlite(session: Session, job_id: str, rows: Iterable[tuple[Any, ...]]) -> int:
-    table = MetricPoint.__table__
+    table = cast(Table, MetricPoint.__table__)
     stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["job_id", "name", "step"])
     now, written = utcnow(), 0
     it = iter(rows)

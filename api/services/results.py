@@ -20,7 +20,7 @@ import json
 import math
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -199,5 +199,5 @@ def _cell(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _bad(where: str, value: str, msg: str) -> Any:
+def _bad(where: str, value: str, msg: str) -> NoReturn:
     raise Unprocessable(f"{where}={value!r}: {msg}", errors=[{"loc": where, "msg": msg}])

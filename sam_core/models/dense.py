@@ -39,6 +39,8 @@ class RandomFeatures(nn.Module):
         phase = torch.rand(num_features, generator=generator) * (2 * math.pi)
         self.register_buffer("omega", omega)
         self.register_buffer("phase", phase)
+        self.omega: torch.Tensor
+        self.phase: torch.Tensor
         self.scale = math.sqrt(2.0 / num_features)
         self.head = nn.Linear(num_features, out)
 

@@ -41,7 +41,7 @@ class BatchClosure:
             raise ValueError(f"weights has {weights.shape[0]} entries for a batch of {x.shape[0]}")
         self.model, self.loss_fn, self.x, self.y, self.weights = model, loss_fn, x, y, weights
         self._per_example_fn = copy.copy(loss_fn)
-        self._per_example_fn.reduction = "none"
+        self._per_example_fn.reduction = "none"  # type: ignore[assignment]
         self.first_outputs: Tensor | None = None
         self.first_losses: Tensor | None = None
 

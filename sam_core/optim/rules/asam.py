@@ -12,6 +12,7 @@ from torch import Tensor
 
 from sam_core.optim.directions import global_norm, normalize_, scale_, scale_by_param_abs_
 from sam_core.optim.engine import SharpnessAware
+from sam_core.spec.optimizers import AsamParams
 
 
 def adaptive_direction_(
@@ -35,6 +36,7 @@ def adaptive_direction_(
 
 class Asam(SharpnessAware):
     name = "asam"
+    hp: AsamParams
 
     def setup(self) -> None:
         self.unscaled: set[Tensor] = set()

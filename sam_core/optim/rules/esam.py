@@ -21,6 +21,7 @@ from torch import Tensor
 from sam_core.optim.closure import BatchClosure
 from sam_core.optim.directions import normalize_
 from sam_core.optim.engine import Closure, SharpnessAware
+from sam_core.spec.optimizers import EsamParams
 
 
 @contextmanager
@@ -37,6 +38,7 @@ def frozen(params: list[Tensor]) -> Iterator[None]:
 
 class Esam(SharpnessAware):
     name = "esam"
+    hp: EsamParams
     manual_two_pass = False
     uses_rng = True
 

@@ -13,10 +13,12 @@ from torch import Tensor
 
 from sam_core.optim.directions import normalize_
 from sam_core.optim.engine import SharpnessAware
+from sam_core.spec.optimizers import FsamParams
 
 
 class Fsam(SharpnessAware):
     name = "fsam"
+    hp: FsamParams
     persistent = ("m",)
 
     def perturbation(

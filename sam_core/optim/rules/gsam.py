@@ -13,10 +13,12 @@ from torch import Tensor
 
 from sam_core.optim.directions import NORM_EPS, global_dot, global_norm, normalize_, scale_
 from sam_core.optim.engine import SharpnessAware
+from sam_core.spec.optimizers import GsamParams
 
 
 class Gsam(SharpnessAware):
     name = "gsam"
+    hp: GsamParams
 
     def remember_gradient(self, params: list[Tensor], grads: list[Tensor]) -> None:
         torch._foreach_copy_(self.buffer("g", params), grads)  # allocated once, not saved

@@ -16,10 +16,12 @@ from torch import Tensor
 
 from sam_core.optim.directions import NORM_EPS, global_dot, global_norm, normalize_, scale_
 from sam_core.optim.engine import Closure, SharpnessAware
+from sam_core.spec.optimizers import LookSamParams
 
 
 class LookSam(SharpnessAware):
     name = "looksam"
+    hp: LookSamParams
     persistent = ("g_v",)
     manual_two_pass = False
 

@@ -15,10 +15,12 @@ import torch
 
 from sam_core.optim.closure import BatchClosure
 from sam_core.optim.engine import Closure, SharpnessAware
+from sam_core.spec.optimizers import MsamParams
 
 
 class Msam(SharpnessAware):
     name = "msam"
+    hp: MsamParams
     manual_two_pass = False
 
     def sharpness_step(self, closure: Closure, rho: float) -> Any:

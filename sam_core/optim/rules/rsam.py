@@ -15,10 +15,12 @@ import torch
 
 from sam_core.optim.directions import normalize_
 from sam_core.optim.engine import Closure, SharpnessAware
+from sam_core.spec.optimizers import RsamParams
 
 
 class Rsam(SharpnessAware):
     name = "rsam"
+    hp: RsamParams
     manual_two_pass = False
     uses_rng = True
 

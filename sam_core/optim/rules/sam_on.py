@@ -14,12 +14,14 @@ from torch.nn.modules.batchnorm import _NormBase
 from sam_core.optim.directions import normalize_
 from sam_core.optim.engine import SharpnessAware
 from sam_core.optim.rules.asam import adaptive_direction_
+from sam_core.spec.optimizers import SamOnParams
 
 NORM_LAYERS: tuple[type[nn.Module], ...] = (_NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
 
 
 class SamOn(SharpnessAware):
     name = "sam_on"
+    hp: SamOnParams
 
     def setup(self) -> None:
         model = self.require_model("it perturbs normalization layers found by module type")

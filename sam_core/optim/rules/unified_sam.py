@@ -10,10 +10,12 @@ from torch import Tensor
 
 from sam_core.optim.directions import NORM_EPS, global_norm, scale_
 from sam_core.optim.engine import SharpnessAware
+from sam_core.spec.optimizers import UnifiedSamParams
 
 
 class UnifiedSam(SharpnessAware):
     name = "unified_sam"
+    hp: UnifiedSamParams
 
     def lam(self) -> float:
         t = self.steps + 1

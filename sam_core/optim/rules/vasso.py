@@ -11,10 +11,12 @@ from torch import Tensor
 
 from sam_core.optim.directions import normalize_
 from sam_core.optim.engine import SharpnessAware
+from sam_core.spec.optimizers import VassoParams
 
 
 class Vasso(SharpnessAware):
     name = "vasso"
+    hp: VassoParams
     persistent = ("d",)
 
     def perturbation(
