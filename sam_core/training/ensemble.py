@@ -159,13 +159,13 @@ class Ensemble:
             epoch_done = self.step % first.steps_per_epoch == 0
             epoch = self.step // first.steps_per_epoch
             if epoch_done and epoch % self.spec.measure.every_epochs == 0:
-                self.each_active(self.evaluate)
+                self.evaluate()
                 last_eval = self.step
             if epoch_done and epoch % self.spec.training.checkpoint_every_epochs == 0:
                 self.each_active(self.checkpoint)
                 last_checkpoint = self.step
-        if last_eval != self.step:
-            self.each_active(self.evaluate)
+        if last_eval != self.step and self.active:
+            self.evaluate()
         if last_checkpoint != self.step:
             self.each_active(self.checkpoint)
         for position in range(len(self.active)):
@@ -184,8 +184,7 @@ class Ensemble:
             rho = torch.tensor(rhos, dtype=torch.float32, device=losses.device)
             perturbed = self.rule.perturbed(self.params, grads, rho)
             _, _, grads = self.net.gradients(perturbed, x, y, weights)
-        lr = torch.tensor(lrs, dtype=torch.float32, device=losses.device)
-        self.rule.apply(self.params, grads, lr)
+        self.rule.apply(self.params, grads, lrs)
         self.step += 1
         for position, i in enumerate(self.active):
             self.grad_evals[i] += 2.0 if rhos[position] > 0.0 else 1.0
@@ -274,11 +273,30 @@ class Ensemble:
         for position in range(len(self.active)):
             action(position)
 
-    def evaluate(self, position: int) -> None:
-        i = self.active[position]
-        self.sync(position)
-        set_global_rng_state(self.rng_states[i])  # measures drawing from it see the solo state
-        self.members[i].run_evaluation()
+    def evaluate(self) -> None:
+        """Every member's losses, accuracies and teacher error at once; measures per member.
+
+        Each member's evaluation time is that of the whole evaluation, as its
+        training time is that of the whole ensemble's steps.
+        """
+        started = time.perf_counter()
+        evaluator = self.members[self.active[0]].evaluator
+        train_loss, train_acc, _ = self.net.evaluate(self.params, evaluator.train_batches)
+        test_loss, test_acc, errors = self.net.evaluate(
+            self.params, evaluator.test_batches, self.task.teacher
+        )
+        seconds = time.perf_counter() - started
+        for position, i in enumerate(self.active):
+            member = self.members[i]
+            if member.evaluator.items:  # sharpness measures run on the member's own model
+                self.sync(position)
+            self.sync_counters(i)
+            set_global_rng_state(self.rng_states[i])  # measures drawing from it see the solo state
+            member.measure_seconds += seconds
+            train = {"loss": train_loss[position], "accuracy": train_acc[position]}
+            test = {"loss": test_loss[position], "accuracy": test_acc[position]}
+            error = None if errors is None else errors[position]
+            member.run_evaluation(member.evaluator.evaluation(train, test, error))
 
     def checkpoint(self, position: int) -> None:
         i = self.active[position]

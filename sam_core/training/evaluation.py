@@ -59,6 +59,20 @@ class Evaluator:
         """Train and test loss (and accuracy), their gaps, and the teacher error."""
         train = _loss_and_accuracy(model, self.loss_fn, self.train_batches)
         test = _loss_and_accuracy(model, self.loss_fn, self.test_batches)
+        error = None
+        if self.task.teacher is not None:
+            error = sharpness.prediction_error(
+                model, self.loss_fn, self.test_batches, seed=self.seed, teacher=self.task.teacher
+            ).value
+        return self.evaluation(train, test, error)
+
+    def evaluation(
+        self, train: dict[str, float], test: dict[str, float], prediction_error: float | None
+    ) -> Evaluation:
+        """The values from train and test `{"loss", "accuracy"}` and the teacher error.
+
+        A seed ensemble computes these for all its members at once and names them here.
+        """
         values = {
             "train_loss": train["loss"],
             "test_loss": test["loss"],
@@ -68,11 +82,8 @@ class Evaluator:
             values["train_acc"] = train["accuracy"]
             values["test_acc"] = test["accuracy"]
             values["gen_gap_acc"] = train["accuracy"] - test["accuracy"]
-        if self.task.teacher is not None:
-            error = sharpness.prediction_error(
-                model, self.loss_fn, self.test_batches, seed=self.seed, teacher=self.task.teacher
-            )
-            values["prediction_error"] = float(error.value)
+        if prediction_error is not None:
+            values["prediction_error"] = float(prediction_error)
         return Evaluation(values)
 
     def measure(self, model: nn.Module) -> Evaluation:

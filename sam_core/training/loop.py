@@ -184,11 +184,15 @@ class Trainer:
         self.emit(Metrics(self.step, self.epoch, values))
         self.emit_progress()
 
-    def run_evaluation(self) -> None:
-        """Evaluate and measure off the training clock, and report it."""
+    def run_evaluation(self, evaluated: Evaluation | None = None) -> None:
+        """Evaluate and measure off the training clock, and report it.
+
+        `evaluated` is the evaluation already taken elsewhere (a seed ensemble takes
+        every member's at once); the measures are then the only work left here.
+        """
         started = time.perf_counter()
         with preserved_global_rng():
-            result = self.evaluator.evaluate(self.model)
+            result = self.evaluator.evaluate(self.model) if evaluated is None else evaluated
             measured = self.evaluator.measure(self.model)
         result.values.update(measured.values)
         result.extras.update(measured.extras)

@@ -17,6 +17,7 @@ decay, no dampening) and `torch.optim.AdamW` operation for operation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from torch.func import functional_call, vmap
 from sam_core.optim.directions import NORM_EPS
 
 Params = dict[str, Tensor]
+Batches = list[tuple[Tensor, Tensor]]
 
 # Rules whose ε is (a + b/‖g‖) g; `sgd` and `gd` take no second pass.
 PERTURBING_RULES = ("sam", "usam", "unified_sam")
@@ -40,11 +42,10 @@ class StackedModel:
     def __init__(self, template: nn.Module, loss_fn: nn.Module, shared_batch: bool) -> None:
         self.template = template
         self.per_example_fn = type(loss_fn)(reduction="none")
-        batch_dim = None if shared_batch else 0
-        self._loss_and_outputs = vmap(self._member_loss, in_dims=(0, batch_dim, batch_dim, 0))
-        self._loss_and_outputs_unweighted = vmap(
-            self._member_loss, in_dims=(0, batch_dim, batch_dim, None)
-        )
+        self.shared_batch = shared_batch
+        # vmap runs only the forward: the loss is plain batched arithmetic, cheaper outside.
+        self.forward = vmap(self._member_forward, in_dims=(0, None if shared_batch else 0))
+        self.forward_shared = vmap(self._member_forward, in_dims=(0, None))
 
     def gradients(
         self, params: Params, x: Tensor, y: Tensor, weights: Tensor | None
@@ -52,8 +53,8 @@ class StackedModel:
         """Each member's loss `[M]`, outputs `[M, B, …]` and gradients (stacked like `params`)."""
         leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
         with torch.enable_grad():
-            run = self._loss_and_outputs_unweighted if weights is None else self._loss_and_outputs
-            losses, outputs = run(leaves, x, y, weights)
+            outputs = self.forward(leaves, x)
+            losses = self.batch_losses(outputs, y, weights)
             grads = torch.autograd.grad(losses.sum(), list(leaves.values()), allow_unused=True)
         # A parameter a pass does not use has a zero gradient, as in the solo engine.
         out = [
@@ -62,17 +63,53 @@ class StackedModel:
         ]
         return losses.detach(), outputs.detach(), out
 
-    def _member_loss(
-        self, params: Params, x: Tensor, y: Tensor, weights: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
-        """One member's batch loss, as `sam_core.optim.BatchClosure` computes it."""
-        outputs = functional_call(self.template, params, (x,))
-        losses = self.per_example_fn(outputs, y)
-        if losses.dim() > 1:  # MSE: average the non-batch dims per example
-            losses = losses.reshape(losses.shape[0], -1).mean(dim=1)
+    def batch_losses(self, outputs: Tensor, y: Tensor, weights: Tensor | None) -> Tensor:
+        """Each member's batch loss `[M]`, as `sam_core.optim.BatchClosure` computes it:
+        the mean over examples of (weighted) per-example losses, in float32."""
+        m, b = outputs.shape[:2]
+        if self.shared_batch:
+            y = y.expand(m, *y.shape)
+        losses = self.per_example_fn(
+            outputs.reshape(m * b, *outputs.shape[2:]), y.reshape(m * b, *y.shape[2:])
+        )
+        losses = losses.reshape(m, b, -1).mean(dim=2) if losses.dim() > 1 else losses.reshape(m, b)
         losses = losses.float()
-        loss = losses.mean() if weights is None else (losses * weights).mean()
-        return loss, outputs
+        return losses.mean(dim=1) if weights is None else (losses * weights).mean(dim=1)
+
+    @torch.no_grad()
+    def evaluate(
+        self, params: Params, batches: Batches, teacher: Any = None
+    ) -> tuple[list[float], list[float], list[float] | None]:
+        """Each member's loss, accuracy and (with `teacher`) teacher error over `batches`.
+
+        As `sam_core.sharpness.evaluate` and `prediction_error` take them for one
+        model: the loss function's batch mean weighted by batch size; the accuracy
+        when the targets are class labels, else nan; the mean squared distance to
+        `teacher(x)` per output entry.
+        """
+        loss, correct, error = _Sum(), _Sum(), _Sum()
+        count, entries, labelled = 0, 0, True
+        for x, y in batches:
+            outputs = self.forward_shared(params, x)
+            m, b = outputs.shape[:2]
+            targets = y.expand(m, *y.shape).reshape(m * b, *y.shape[1:])
+            losses = self.per_example_fn(outputs.reshape(m * b, *outputs.shape[2:]), targets)
+            loss.add(losses.reshape(m, -1).mean(dim=1).double() * b)
+            count += b
+            labelled = labelled and not torch.is_floating_point(y) and outputs.dim() == 3
+            if labelled:
+                correct.add((outputs.argmax(dim=2) == y).sum(dim=1).double())
+            if teacher is not None:
+                squares = (outputs - teacher(x).reshape(outputs.shape[1:]).to(outputs.dtype)) ** 2
+                error.add(squares.reshape(m, -1).sum(dim=1).double())
+                entries += outputs[0].numel()
+        losses_out = loss.divided(count)
+        accuracies = correct.divided(count) if labelled else [math.nan] * len(losses_out)
+        return losses_out, accuracies, None if teacher is None else error.divided(entries)
+
+    def _member_forward(self, params: Params, x: Tensor) -> Tensor:
+        # No tied weights in the ensembled models: skip functional_call's untying pass.
+        return functional_call(self.template, params, (x,), tie_weights=False)
 
 
 class StackedRule:
@@ -98,6 +135,8 @@ class StackedRule:
         self.eps = column(lambda s: s.optimizer.base.eps)
         slots = ("momentum_buffer",) if self.base == "sgd" else ("exp_avg", "exp_avg_sq")
         self.state = {slot: [torch.zeros_like(p) for p in params.values()] for slot in slots}
+        # Weight decay and momentum as floats when all members share them (see `_sgd`).
+        self.sgd_scalars = (shared(self.weight_decay), shared(self.momentum))
         self.steps = 0
 
     @property
@@ -112,6 +151,7 @@ class StackedRule:
             setattr(self, name, getattr(self, name).index_select(0, index))
         for slot, tensors in self.state.items():
             self.state[slot] = [t.index_select(0, index) for t in tensors]
+        self.sgd_scalars = (shared(self.weight_decay), shared(self.momentum))
 
     # --- ρ_t and λ_t ----------------------------------------------------------------------
 
@@ -155,25 +195,32 @@ class StackedRule:
     # --- the base step ---------------------------------------------------------------------
 
     @torch.no_grad()
-    def apply(self, params: Params, grads: list[Tensor], lr: Tensor) -> None:
+    def apply(self, params: Params, grads: list[Tensor], lrs: list[float]) -> None:
         """Clip ĝ if asked, then the base optimizer's step on every member, in place."""
         if self.max_grad_norm is not None:
             clip_by_member_norm_(grads, self.max_grad_norm)
         self.steps += 1
         tensors = list(params.values())
+        lr = torch.tensor(lrs, dtype=torch.float32, device=tensors[0].device)
         if self.base == "sgd":
-            self._sgd(tensors, grads, lr)
+            self._sgd(tensors, grads, lrs[0] if len(set(lrs)) == 1 else lr)
         else:
             self._adamw(tensors, grads, lr)
 
-    def _sgd(self, params: list[Tensor], grads: list[Tensor], lr: Tensor) -> None:
-        """torch.optim.SGD, dampening 0: d = g + wd·w; b = μb + d; d = d + μb or b; w -= lr·d."""
+    def _sgd(self, params: list[Tensor], grads: list[Tensor], lr: Tensor | float) -> None:
+        """torch.optim.SGD, dampening 0: d = g + wd·w; b = μb + d; d = d + μb or b; w -= lr·d.
+
+        A hyperparameter all members share is a float and goes through the very ops
+        torch's SGD uses (`add(…, alpha=…)`), so the update rounds as a solo run's does.
+        """
+        wd, momentum = self.sgd_scalars
         for p, g, buf in zip(params, grads, self.state["momentum_buffer"], strict=True):
-            d = g + _per_member(self.weight_decay, p) * p
+            d = add_scaled(g, p, wd)
             # μ = 0 gives b = d, torch's update without a buffer; step 1 gives b = d, its clone.
-            buf.mul_(_per_member(self.momentum, buf)).add_(d)
-            d = d + _per_member(self.momentum, buf) * buf if self.nesterov else buf
-            p.sub_(_per_member(lr, p) * d)
+            buf.mul_(momentum if isinstance(momentum, float) else _per_member(momentum, buf))
+            buf.add_(d)
+            d = add_scaled(d, buf, momentum) if self.nesterov else buf
+            add_scaled_(p, d, -lr)
 
     def _adamw(self, params: list[Tensor], grads: list[Tensor], lr: Tensor) -> None:
         """torch.optim.AdamW (single-tensor form, no amsgrad)."""
@@ -208,10 +255,47 @@ class StackedRule:
         return out
 
 
+class _Sum:
+    """A running sum of `[M]` tensors."""
+
+    def __init__(self) -> None:
+        self.total: Tensor | None = None
+
+    def add(self, value: Tensor) -> None:
+        self.total = value if self.total is None else self.total + value
+
+    def divided(self, count: int) -> list[float]:
+        if self.total is None:
+            raise ValueError("batches is empty: there are no examples to evaluate on")
+        return (self.total / count).tolist()
+
+
 def member_norms(tensors: list[Tensor]) -> Tensor:
-    """‖·‖₂ of each member over all its tensors, `[M]`."""
-    squares = [t.reshape(t.shape[0], -1).pow(2).sum(dim=1) for t in tensors]
-    return torch.stack(squares).sum(dim=0).sqrt()
+    """‖·‖₂ of each member over all its tensors, `[M]` (per tensor, then of those, as
+    `sam_core.optim.directions.global_norm` does)."""
+    norms = [t.reshape(t.shape[0], -1).norm(dim=1) for t in tensors]
+    return torch.linalg.vector_norm(torch.stack(norms), dim=0)
+
+
+def shared(values: Tensor) -> Tensor | float:
+    """The one value all members have, as a float; else the `[M]` tensor itself."""
+    first = values[0]
+    return float(first) if bool((values == first).all()) else values
+
+
+def add_scaled(a: Tensor, b: Tensor, scale: Tensor | float) -> Tensor:
+    """a + scale·b, with `scale` one float or one value per member."""
+    if isinstance(scale, float):
+        return a.add(b, alpha=scale)
+    return a + _per_member(scale, b) * b
+
+
+def add_scaled_(a: Tensor, b: Tensor, scale: Tensor | float) -> None:
+    """a ← a + scale·b, in place."""
+    if isinstance(scale, float):
+        a.add_(b, alpha=scale)
+    else:
+        a.add_(_per_member(scale, b) * b)
 
 
 def clip_by_member_norm_(grads: list[Tensor], max_norm: float) -> None:

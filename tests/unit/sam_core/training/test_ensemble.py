@@ -140,6 +140,15 @@ def test_mlp_on_digits_members_equal_solo_runs() -> None:
     assert members[2].finished.summary["grad_evals"] == 44.0, "ρ = 0 costs one pass a step"
 
 
+def test_members_sharpness_measures_equal_solo_runs() -> None:
+    measure = {"sharpness": ["ascent_sharpness", "hessian_trace", "average_sharpness"]}
+    specs = [relu_spec(seed, measure=measure, training={"epochs": 2}) for seed in (0, 1)]
+    members = run_ensemble(specs)
+    for spec, member in zip(specs, members, strict=True):
+        assert_same_run(run(spec), member)
+    assert "hessian_trace" in members[0].finished.summary
+
+
 @pytest.mark.parametrize(
     "optimizer",
     [
