@@ -1,0 +1,150 @@
+"""The runner without a broker: a claimed job trains and its events become rows (SQLite)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from sqlalchemy import select
+
+import migrations
+from flatlab.settings import Settings
+from sam_core.spec import JobSpec
+from store.db import make_engine, make_session_factory, session_scope
+from store.jobs import create_job
+from store.models import Artifact, Job, MetricPoint, utcnow
+from worker import runner
+from worker.heartbeat import StopSignal
+
+TINY = {
+    "model": {"name": "one_hidden", "width": 4},
+    "data": {"name": "teacher_student", "n_train": 32, "n_test": 32, "dim": 3, "batch_size": 16},
+    "optimizer": {"name": "sam", "rho": 0.05, "base": {"name": "sgd", "lr": 0.05}},
+    "training": {"epochs": 2, "seed": 0, "device": "cpu", "log_every_steps": 1},
+    "measure": {"every_epochs": 1, "num_examples": 32},
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    settings = Settings(home=tmp_path / "home", heartbeat_seconds=0.05, lease_seconds=30)
+    migrations.upgrade(settings.db_url)
+    return settings
+
+
+@pytest.fixture
+def factory(settings: Settings):
+    engine = make_engine(settings.db_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _submit(factory, spec: dict) -> str:
+    with session_scope(factory) as session:
+        job = create_job(
+            session=session, team_id="t", spec=JobSpec.model_validate(spec), max_attempts=3
+        )
+        return job.id
+
+
+def _job(factory, job_id: str) -> Job:
+    with session_scope(factory) as session:
+        return session.get(Job, job_id)
+
+
+def test_job_runs_to_succeeded_with_points_checkpoint_and_reproducibility(factory, settings):
+    job_id = _submit(factory, TINY)
+
+    assert runner.run_job(job_id, settings) == "succeeded"
+
+    job = _job(factory, job_id)
+    assert (job.status, job.attempts, job.fraction) == ("succeeded", 1, 1.0)
+    assert job.summary["final_test_loss"] is not None
+    assert job.summary["wall_seconds"] > 0
+    assert job.reproducibility["spec_hash"] == job.spec_hash
+    assert job.reproducibility["device"] == "cpu"
+    assert job.reproducibility["torch_version"] == torch.__version__
+    assert (settings.artifacts_dir / job.checkpoint_path).exists()
+    with session_scope(factory) as session:
+        names = set(session.scalars(select(MetricPoint.name).where(MetricPoint.job_id == job_id)))
+        artifacts = list(session.scalars(select(Artifact.name).where(Artifact.job_id == job_id)))
+    assert {"train_loss_step", "test_loss"} <= names
+    assert artifacts == ["checkpoint.pt"]
+
+
+def test_a_job_already_taken_is_not_run_again(factory, settings):
+    job_id = _submit(factory, TINY)
+    runner.run_job(job_id, settings)
+
+    assert runner.run_job(job_id, settings) is None
+    assert _job(factory, job_id).attempts == 1
+
+
+def test_huge_learning_rate_fails_as_diverged(factory, settings):
+    spec = {**TINY, "optimizer": {"name": "sgd", "base": {"name": "sgd", "lr": 100.0}}}
+    spec["training"] = {**TINY["training"], "epochs": 50}
+    job_id = _submit(factory, spec)
+
+    assert runner.run_job(job_id, settings) == "failed"
+
+    job = _job(factory, job_id)
+    assert job.failure_reason == "diverged"
+    assert "diverged at step" in job.error and "optimizer.base.lr" in job.error
+
+
+def test_missing_data_file_is_a_user_error_naming_it(factory, settings):
+    spec = {**TINY, "data": {"name": "npz", "path": "nowhere.npz"}}
+    job_id = _submit(factory, spec)
+
+    assert runner.run_job(job_id, settings) == "failed"
+
+    job = _job(factory, job_id)
+    assert job.failure_reason == "user_error"
+    assert "nowhere.npz" in job.error
+
+
+def test_cancel_request_stops_a_running_job_and_keeps_a_checkpoint(factory, settings):
+    spec = {**TINY, "training": {**TINY["training"], "epochs": 5000}}
+    job_id = _submit(factory, spec)
+    threading.Thread(target=_cancel_once_running, args=(factory, job_id), daemon=True).start()
+
+    assert runner.run_job(job_id, settings) == "cancelled"
+
+    job = _job(factory, job_id)
+    assert (job.status, job.failure_reason) == ("cancelled", "cancelled")
+    assert job.step < job.total_steps
+    assert (settings.artifacts_dir / job.checkpoint_path).exists()
+
+
+def _cancel_once_running(factory, job_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with session_scope(factory) as session:
+            job = session.get(Job, job_id)
+            if job.status == "running" and job.step > 0:
+                job.cancel_requested_at = utcnow()
+                return
+        time.sleep(0.05)
+
+
+def test_timeout_fails_the_job_with_reason_timeout(factory, settings):
+    spec = {**TINY, "training": {**TINY["training"], "epochs": 5000}, "limits": {"timeout_s": 1}}
+    job_id = _submit(factory, spec)
+
+    assert runner.run_job(job_id, settings) == "failed"
+
+    job = _job(factory, job_id)
+    assert job.failure_reason == "timeout"
+    assert "limits.timeout_s" in job.error
+    assert job.step < job.total_steps
+
+
+def test_stop_signal_keeps_the_first_reason():
+    stop = StopSignal(timeout_s=3600)
+    assert not stop()
+    stop.set("cancel")
+    stop.set("lost")
+    assert stop() and stop.reason == "cancel"
