@@ -257,4 +257,4 @@ def _set_if_held(session: Session, job_id: str, worker_id: str, **values: Any) -
 def _changed(session: Session, stmt: Any) -> int:
     result = session.execute(stmt)
     session.flush()
-    return int(result.rowcount)
+    return int(result.rowcount)  # type: ignore[attr-defined]
