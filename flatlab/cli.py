@@ -102,7 +102,9 @@ def down(
 
 
 def _spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with open(log_path, "ab") as log:
+    if log_path.exists():  # keep the previous run's log; readiness reads only this one
+        log_path.replace(log_path.with_suffix(".log.1"))
+    with open(log_path, "wb") as log:
         # A session of its own: `down` signals the whole group (a worker and its pool children).
         return subprocess.Popen(
             argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
