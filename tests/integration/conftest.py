@@ -36,8 +36,6 @@ from tests.pg import temporary_database
 REDIS_URL = os.environ.get("FLATLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 TERMINAL = ("succeeded", "failed", "cancelled")
 
-pytestmark = pytest.mark.integration
-
 
 class Process:
     """A child process in its own process group, logging to a file."""
