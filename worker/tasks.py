@@ -17,3 +17,14 @@ def run_job(job_id: str) -> None:
     from worker.runner import run_job as run
 
     run(job_id, get_settings())
+
+
+# Enqueued with a list of job ids that `can_ensemble` accepts (a benchmark's seeds).
+RUN_ENSEMBLE_TASK = "worker.tasks.run_ensemble"
+
+
+@app.task(name=RUN_ENSEMBLE_TASK, ignore_result=True, acks_late=True)
+def run_ensemble(job_ids: list[str]) -> None:
+    from worker.ensemble_runner import run_ensemble as run
+
+    run(job_ids, get_settings())

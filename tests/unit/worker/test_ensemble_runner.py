@@ -1,0 +1,143 @@
+"""The ensemble runner without a broker: each job of a seed ensemble gets its own rows (SQLite)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+import migrations
+from flatlab.settings import Settings
+from sam_core.spec import JobSpec
+from store.db import make_engine, make_session_factory, session_scope
+from store.jobs import create_job
+from store.models import Job, MetricPoint, utcnow
+from worker import runner
+from worker.ensemble_runner import run_ensemble
+
+TINY: dict[str, Any] = {
+    "model": {"name": "one_hidden", "width": 4},
+    "data": {"name": "teacher_student", "n_train": 32, "n_test": 32, "dim": 3, "batch_size": 16},
+    "optimizer": {"name": "sam", "rho": 0.05, "base": {"name": "sgd", "lr": 0.05}},
+    "training": {"epochs": 2, "seed": 0, "device": "cpu", "log_every_steps": 1},
+    "measure": {"every_epochs": 1, "num_examples": 32},
+}
+WALL_TIMES = {"train_seconds", "measure_seconds", "steps_per_second", "wall_seconds"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    settings = Settings(home=tmp_path / "home", heartbeat_seconds=0.05, lease_seconds=30)
+    migrations.upgrade(settings.db_url)
+    return settings
+
+
+@pytest.fixture
+def factory(settings: Settings):
+    engine = make_engine(settings.db_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _spec(seed: int, **training: Any) -> dict[str, Any]:
+    return {**TINY, "training": {**TINY["training"], "seed": seed, **training}}
+
+
+def _submit(factory, spec: dict[str, Any]) -> str:
+    with session_scope(factory) as session:
+        job = create_job(
+            session=session, team_id="t", spec=JobSpec.model_validate(spec), max_attempts=3
+        )
+        return job.id
+
+
+def _job(factory, job_id: str) -> Job:
+    with session_scope(factory) as session:
+        return session.get(Job, job_id)
+
+
+def _points(factory, job_id: str) -> dict[tuple[str, int], float]:
+    with session_scope(factory) as session:
+        rows = session.scalars(select(MetricPoint).where(MetricPoint.job_id == job_id)).all()
+        return {(p.name, p.step): p.value for p in rows}
+
+
+def _assert_same_rows(factory, ensembled: str, solo: str) -> None:
+    mine, theirs = _points(factory, ensembled), _points(factory, solo)
+    assert set(mine) == set(theirs) and mine
+    for key, value in theirs.items():
+        if key[0] not in WALL_TIMES:
+            assert math.isclose(mine[key], value, rel_tol=1e-4, abs_tol=1e-4), key
+    a, b = _job(factory, ensembled), _job(factory, solo)
+    assert (a.status, a.step, a.total_steps) == (b.status, b.step, b.total_steps)
+    assert set(a.summary) == set(b.summary)
+    for name in set(b.summary) - WALL_TIMES:
+        assert math.isclose(a.summary[name], b.summary[name], rel_tol=1e-4, abs_tol=1e-4), name
+
+
+def test_each_job_of_an_ensemble_gets_the_rows_and_summary_of_its_solo_run(factory, settings):
+    ensembled = [_submit(factory, _spec(seed)) for seed in (0, 1, 2)]
+    solo = [_submit(factory, _spec(seed)) for seed in (0, 1, 2)]
+
+    assert run_ensemble(ensembled, settings) == dict.fromkeys(ensembled, "succeeded")
+    for job_id in solo:
+        assert runner.run_job(job_id, settings) == "succeeded"
+
+    for mine, theirs in zip(ensembled, solo, strict=True):
+        _assert_same_rows(factory, mine, theirs)
+        job = _job(factory, mine)
+        assert (settings.artifacts_dir / job.checkpoint_path).exists()
+        assert job.reproducibility["ensemble"] == {"size": 3, "job_ids": ensembled}
+        assert job.reproducibility["seed"] == _job(factory, theirs).reproducibility["seed"]
+
+
+def test_cancelling_one_job_of_an_ensemble_leaves_the_others_running(factory, settings):
+    long = {"epochs": 200, "log_every_steps": 50, "checkpoint_every_epochs": 100}
+    specs = [
+        {**_spec(seed, **long), "measure": {**TINY["measure"], "every_epochs": 100}}
+        for seed in (0, 1, 2)
+    ]
+    job_ids = [_submit(factory, spec) for spec in specs]
+    threading.Thread(target=_cancel_once_running, args=(factory, job_ids[1]), daemon=True).start()
+
+    statuses = run_ensemble(job_ids, settings)
+
+    assert statuses == {job_ids[0]: "succeeded", job_ids[1]: "cancelled", job_ids[2]: "succeeded"}
+    cancelled = _job(factory, job_ids[1])
+    assert cancelled.step < cancelled.total_steps
+    assert (settings.artifacts_dir / cancelled.checkpoint_path).exists()
+    solo = _submit(factory, specs[2])
+    assert runner.run_job(solo, settings) == "succeeded"
+    _assert_same_rows(factory, job_ids[2], solo)
+
+
+def _cancel_once_running(factory, job_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with session_scope(factory) as session:
+            job = session.get(Job, job_id)
+            if job.status == "running":
+                job.cancel_requested_at = utcnow()
+                return
+        time.sleep(0.01)
+
+
+def test_jobs_that_cannot_ensemble_run_one_by_one(factory, settings):
+    narrow = _submit(factory, TINY)
+    wide = _submit(factory, {**TINY, "model": {"name": "one_hidden", "width": 8}})
+
+    assert run_ensemble([narrow, wide], settings) == {narrow: "succeeded", wide: "succeeded"}
+    assert "ensemble" not in _job(factory, narrow).reproducibility
+
+
+def test_a_job_not_queued_is_left_alone(factory, settings):
+    taken = _submit(factory, TINY)
+    other = _submit(factory, _spec(1))
+    assert runner.run_job(taken, settings) == "succeeded"
+
+    assert run_ensemble([taken, other], settings) == {taken: None, other: "succeeded"}
