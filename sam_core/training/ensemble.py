@@ -30,7 +30,7 @@ from sam_core.spec import JobSpec
 from sam_core.training.events import Event, Finished, Started
 from sam_core.training.loop import Status, Trainer
 from sam_core.training.rng import global_rng_state, set_global_rng_state
-from sam_core.training.stacked import RULES, StackedModel, StackedRule, stack_members
+from sam_core.training.stacked import RULES, Layout, StackedModel, StackedRule
 
 # Models whose forward vmap takes as is: no BatchNorm statistics, no dropout.
 MODELS = ("linear", "random_features", "one_hidden", "two_layer_relu", "mlp")
@@ -122,14 +122,14 @@ class Ensemble:
                 f"most {MAX_MEMBER_PARAMS}, where one member leaves the device idle"
             )
         self.spec, self.task = first.spec, first.task
-        self.names = [n for n, p in first.model.named_parameters() if p.requires_grad]
+        self.layout = Layout(first.model)
         self.member_params = [
-            [dict(m.model.named_parameters())[n] for n in self.names] for m in self.members
+            [dict(m.model.named_parameters())[n] for n in self.layout.names] for m in self.members
         ]
         self.shared_batch = first.sampler.sampling == "full" and self.task.augment is None
-        self.net = StackedModel(first.model, first.loss_fn, self.shared_batch)
-        self.params = stack_members([m.model for m in self.members], self.names)
-        self.rule = StackedRule(specs, self.params)
+        self.net = StackedModel(first.model, first.loss_fn, self.shared_batch, self.layout)
+        self.params = self.layout.stack([m.model for m in self.members])  # [M, P]
+        self.rule = StackedRule(specs, self.params, self.layout.sizes)
         self.active = list(range(len(specs)))  # member of each stack position
         self.grad_evals = [0.0] * len(specs)
         self.finished: list[Finished | None] = [None] * len(specs)
@@ -178,13 +178,13 @@ class Ensemble:
         x, y, weights = self.next_batches()
         lrs = [self.members[i].scheduler.lr_lambdas[0](self.step) for i in self.active]
         lrs = [lr0 * f for lr0, f in zip(self.rule.lr0, lrs, strict=True)]
-        losses, outputs, grads = self.net.gradients(self.params, x, y, weights)
+        losses, outputs, grad = self.net.gradients(self.params, x, y, weights)
         rhos = self.rule.rho_at(lrs) if self.rule.perturbs else [0.0] * len(lrs)
         if any(rho > 0.0 for rho in rhos):
             rho = torch.tensor(rhos, dtype=torch.float32, device=losses.device)
-            perturbed = self.rule.perturbed(self.params, grads, rho)
-            _, _, grads = self.net.gradients(perturbed, x, y, weights)
-        self.rule.apply(self.params, grads, lrs)
+            perturbed = self.rule.perturbed(self.params, grad, rho)
+            _, _, grad = self.net.gradients(perturbed, x, y, weights)
+        self.rule.apply(self.params, grad, lrs)
         self.step += 1
         for position, i in enumerate(self.active):
             self.grad_evals[i] += 2.0 if rhos[position] > 0.0 else 1.0
@@ -262,8 +262,8 @@ class Ensemble:
         if not positions:
             return
         keep = [p for p in range(len(self.active)) if p not in positions]
-        index = torch.tensor(keep, dtype=torch.long, device=next(iter(self.params.values())).device)
-        self.params = {name: t.index_select(0, index) for name, t in self.params.items()}
+        index = torch.tensor(keep, dtype=torch.long, device=self.params.device)
+        self.params = self.params.index_select(0, index)
         self.rule.keep(index, keep)
         self.active = [self.active[p] for p in keep]
 
@@ -303,7 +303,8 @@ class Ensemble:
         self.sync(position)
         member = self.members[i]
         member.optimizer.state.clear()
-        member.optimizer.state.update(self.rule.member_state(position, self.member_params[i]))
+        state = self.rule.member_state(position, self.member_params[i], self.layout)
+        member.optimizer.state.update(state)
         member.optimizer.steps = self.rule.steps
         _advance_scheduler(member.scheduler, member.optimizer, self.step)
         set_global_rng_state(self.rng_states[i])
@@ -313,8 +314,9 @@ class Ensemble:
         """Copy the member's slice of the stack into its own model."""
         i = self.active[position]
         with torch.no_grad():
-            for p, name in zip(self.member_params[i], self.names, strict=True):
-                p.copy_(self.params[name][position])
+            slices = self.layout.split(self.params[position])
+            for p, values in zip(self.member_params[i], slices, strict=True):
+                p.copy_(values)
         self.sync_counters(i)
 
     def sync_counters(self, i: int) -> None:

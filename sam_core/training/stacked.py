@@ -1,11 +1,12 @@
 """The members of a seed ensemble as one model: stacked parameters and stacked rules.
 
-Every trainable tensor of the members is stacked along a new leading dimension
-`M` (one slice per member); `torch.func.functional_call` runs the shared module
-with one member's slice and `torch.func.vmap` runs all members at once, each on
-its own batch. Because the members' losses are independent, the gradient of
-their sum with respect to the stack is every member's own gradient: one
-backward pass gives all of them (batched autograd).
+The members' trainable tensors live in one `[M, P]` tensor, a row per member
+(`Layout` gives each parameter its view); `torch.func.functional_call` runs the
+shared module with one member's views and `torch.func.vmap` runs all members
+at once, each on its own batch. Because the members' losses are independent,
+the gradient of their sum with respect to the stack is every member's own
+gradient: one backward pass gives all of them (batched autograd), as one
+`[M, P]` tensor, so each rule's arithmetic is a few whole-tensor ops.
 
 The update rules are those of `sam_core.optim`, written for stacked tensors with
 per-member hyperparameters as `[M]` tensors. SAM, USAM and Unified SAM share one
@@ -36,11 +37,44 @@ ONE_PASS_RULES = ("sgd", "gd")
 RULES = ONE_PASS_RULES + PERTURBING_RULES
 
 
+class Layout:
+    """Where each trainable tensor of a member sits in its row of the `[M, P]` stack."""
+
+    def __init__(self, template: nn.Module) -> None:
+        named = [(n, p) for n, p in template.named_parameters() if p.requires_grad]
+        self.names = [n for n, _ in named]
+        self.shapes = [tuple(p.shape) for _, p in named]
+        self.sizes = [p.numel() for _, p in named]
+
+    def stack(self, models: Sequence[nn.Module]) -> Tensor:
+        """`[M, P]`: each model's trainable tensors, flattened and concatenated, a row each."""
+        rows = []
+        for model in models:
+            tensors = dict(model.named_parameters())
+            rows.append(torch.cat([tensors[n].detach().reshape(-1) for n in self.names]))
+        return torch.stack(rows)
+
+    def views(self, flat: Tensor) -> Params:
+        """`{name: [M, *shape]}` views into the stack."""
+        parts = flat.split(self.sizes, dim=1)
+        return {
+            name: part.view(flat.shape[0], *shape)
+            for name, part, shape in zip(self.names, parts, self.shapes, strict=True)
+        }
+
+    def split(self, row: Tensor) -> list[Tensor]:
+        """One member's row as its tensors, in `names` order (views)."""
+        parts = row.split(self.sizes)
+        return [part.view(shape) for part, shape in zip(parts, self.shapes, strict=True)]
+
+
 class StackedModel:
     """The shared module, called with each member's parameters on each member's batch."""
 
-    def __init__(self, template: nn.Module, loss_fn: nn.Module, shared_batch: bool) -> None:
-        self.template = template
+    def __init__(
+        self, template: nn.Module, loss_fn: nn.Module, shared_batch: bool, layout: Layout
+    ) -> None:
+        self.template, self.layout = template, layout
         self.per_example_fn = type(loss_fn)(reduction="none")
         self.shared_batch = shared_batch
         # vmap runs only the forward: the loss is plain batched arithmetic, cheaper outside.
@@ -48,20 +82,18 @@ class StackedModel:
         self.forward_shared = vmap(self._member_forward, in_dims=(0, None))
 
     def gradients(
-        self, params: Params, x: Tensor, y: Tensor, weights: Tensor | None
-    ) -> tuple[Tensor, Tensor, list[Tensor]]:
-        """Each member's loss `[M]`, outputs `[M, B, …]` and gradients (stacked like `params`)."""
-        leaves = {name: p.detach().requires_grad_() for name, p in params.items()}
+        self, flat: Tensor, x: Tensor, y: Tensor, weights: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Each member's loss `[M]`, outputs `[M, B, …]` and gradient `[M, P]`.
+
+        A parameter the forward does not use gets a zero gradient, as in the solo engine.
+        """
+        leaf = flat.detach().requires_grad_()
         with torch.enable_grad():
-            outputs = self.forward(leaves, x)
+            outputs = self.forward(self.layout.views(leaf), x)
             losses = self.batch_losses(outputs, y, weights)
-            grads = torch.autograd.grad(losses.sum(), list(leaves.values()), allow_unused=True)
-        # A parameter a pass does not use has a zero gradient, as in the solo engine.
-        out = [
-            torch.zeros_like(p) if g is None else g
-            for p, g in zip(params.values(), grads, strict=True)
-        ]
-        return losses.detach(), outputs.detach(), out
+            (grad,) = torch.autograd.grad(losses.sum(), leaf)
+        return losses.detach(), outputs.detach(), grad
 
     def batch_losses(self, outputs: Tensor, y: Tensor, weights: Tensor | None) -> Tensor:
         """Each member's batch loss `[M]`, as `sam_core.optim.BatchClosure` computes it:
@@ -78,7 +110,7 @@ class StackedModel:
 
     @torch.no_grad()
     def evaluate(
-        self, params: Params, batches: Batches, teacher: Any = None
+        self, flat: Tensor, batches: Batches, teacher: Any = None
     ) -> tuple[list[float], list[float], list[float] | None]:
         """Each member's loss, accuracy and (with `teacher`) teacher error over `batches`.
 
@@ -87,6 +119,7 @@ class StackedModel:
         when the targets are class labels, else nan; the mean squared distance to
         `teacher(x)` per output entry.
         """
+        params = self.layout.views(flat)
         loss, correct, error = _Sum(), _Sum(), _Sum()
         count, entries, labelled = 0, 0, True
         for x, y in batches:
@@ -115,7 +148,7 @@ class StackedModel:
 class StackedRule:
     """One rule and its base optimizer over stacked parameters, hyperparameters per member."""
 
-    def __init__(self, specs: Sequence[Any], params: Params) -> None:
+    def __init__(self, specs: Sequence[Any], flat: Tensor, sizes: list[int]) -> None:
         first = specs[0].optimizer
         self.rule, self.base = first.name, first.base.name
         self.nesterov = first.base.nesterov
@@ -123,8 +156,8 @@ class StackedRule:
         self.lam_schedule = getattr(first, "lam_schedule", "constant")
         self.perturb_weight_decay = bool(getattr(first, "perturb_weight_decay", False))
         self.max_grad_norm = specs[0].training.grad_clip
-        device = next(iter(params.values())).device
-        column = _column_maker(specs, device)
+        self.sizes = sizes  # each parameter's columns in a row (see `Layout`)
+        column = _column_maker(specs, flat.device)
         self.lr0 = [s.optimizer.base.lr for s in specs]
         self.rho = [float(getattr(s.optimizer, "rho", 0.0)) for s in specs]
         self.lam = column(lambda s: getattr(s.optimizer, "lam", 1.0))
@@ -134,7 +167,7 @@ class StackedRule:
         self.beta2 = column(lambda s: s.optimizer.base.betas[1])
         self.eps = column(lambda s: s.optimizer.base.eps)
         slots = ("momentum_buffer",) if self.base == "sgd" else ("exp_avg", "exp_avg_sq")
-        self.state = {slot: [torch.zeros_like(p) for p in params.values()] for slot in slots}
+        self.state = {slot: torch.zeros_like(flat) for slot in slots}
         # Weight decay and momentum as floats when all members share them (see `_sgd`).
         self.sgd_scalars = (shared(self.weight_decay), shared(self.momentum))
         self.steps = 0
@@ -149,8 +182,8 @@ class StackedRule:
         self.rho = [self.rho[k] for k in positions]
         for name in ("lam", "weight_decay", "momentum", "beta1", "beta2", "eps"):
             setattr(self, name, getattr(self, name).index_select(0, index))
-        for slot, tensors in self.state.items():
-            self.state[slot] = [t.index_select(0, index) for t in tensors]
+        for slot, tensor in self.state.items():
+            self.state[slot] = tensor.index_select(0, index)
         self.sgd_scalars = (shared(self.weight_decay), shared(self.momentum))
 
     # --- ρ_t and λ_t ----------------------------------------------------------------------
@@ -173,86 +206,90 @@ class StackedRule:
     # --- the perturbation ---------------------------------------------------------------
 
     @torch.no_grad()
-    def perturbed(self, params: Params, grads: list[Tensor], rho: Tensor) -> Params:
+    def perturbed(self, flat: Tensor, grad: Tensor, rho: Tensor) -> Tensor:
         """w + ε per member; ε from g (plus wd·w with `perturb_weight_decay`)."""
         if self.perturb_weight_decay:
-            grads = [
-                g + _per_member(self.weight_decay, g) * p
-                for g, p in zip(grads, params.values(), strict=True)
-            ]
+            grad = grad + self.weight_decay[:, None] * flat
         if self.rule == "sam":
-            factor = rho / (member_norms(grads) + NORM_EPS)
+            factor = rho / (self.norms(grad) + NORM_EPS)
         elif self.rule == "usam":
             factor = rho
         else:  # unified_sam: ρ(1−λ) + ρλ/‖g‖, so λ = 1 and λ = 0 are SAM's and USAM's ε
             lam = self.lam_at()
-            factor = rho * (1.0 - lam) + (rho * lam) / (member_norms(grads) + NORM_EPS)
-        return {
-            name: p + g * _per_member(factor, g)
-            for (name, p), g in zip(params.items(), grads, strict=True)
-        }
+            factor = rho * (1.0 - lam) + (rho * lam) / (self.norms(grad) + NORM_EPS)
+        return flat + grad * factor[:, None]
+
+    def norms(self, flat: Tensor) -> Tensor:
+        """‖·‖₂ of each member's row `[M]`: per tensor, then over those, as
+        `sam_core.optim.directions.global_norm` does (so it rounds as a solo run's)."""
+        per_tensor = [part.norm(dim=1) for part in flat.split(self.sizes, dim=1)]
+        return torch.linalg.vector_norm(torch.stack(per_tensor), dim=0)
 
     # --- the base step ---------------------------------------------------------------------
 
     @torch.no_grad()
-    def apply(self, params: Params, grads: list[Tensor], lrs: list[float]) -> None:
+    def apply(self, flat: Tensor, grad: Tensor, lrs: list[float]) -> None:
         """Clip ĝ if asked, then the base optimizer's step on every member, in place."""
-        if self.max_grad_norm is not None:
-            clip_by_member_norm_(grads, self.max_grad_norm)
+        if self.max_grad_norm is not None:  # torch.nn.utils.clip_grad_norm_, per member
+            coef = (self.max_grad_norm / (self.norms(grad) + 1e-6)).clamp(max=1.0)
+            grad.mul_(coef[:, None])
         self.steps += 1
-        tensors = list(params.values())
-        lr = torch.tensor(lrs, dtype=torch.float32, device=tensors[0].device)
+        lr = torch.tensor(lrs, dtype=torch.float32, device=flat.device)
         if self.base == "sgd":
-            self._sgd(tensors, grads, lrs[0] if len(set(lrs)) == 1 else lr)
+            self._sgd(flat, grad, lrs[0] if len(set(lrs)) == 1 else lr)
         else:
-            self._adamw(tensors, grads, lr)
+            self._adamw(flat, grad, lr)
 
-    def _sgd(self, params: list[Tensor], grads: list[Tensor], lr: Tensor | float) -> None:
+    def _sgd(self, flat: Tensor, grad: Tensor, lr: Tensor | float) -> None:
         """torch.optim.SGD, dampening 0: d = g + wd·w; b = μb + d; d = d + μb or b; w -= lr·d.
 
         A hyperparameter all members share is a float and goes through the very ops
         torch's SGD uses (`add(…, alpha=…)`), so the update rounds as a solo run's does.
         """
         wd, momentum = self.sgd_scalars
-        for p, g, buf in zip(params, grads, self.state["momentum_buffer"], strict=True):
-            d = add_scaled(g, p, wd)
-            # μ = 0 gives b = d, torch's update without a buffer; step 1 gives b = d, its clone.
-            buf.mul_(momentum if isinstance(momentum, float) else _per_member(momentum, buf))
-            buf.add_(d)
-            d = add_scaled(d, buf, momentum) if self.nesterov else buf
-            add_scaled_(p, d, -lr)
+        buf = self.state["momentum_buffer"]
+        d = add_scaled(grad, flat, wd)
+        # μ = 0 gives b = d, torch's update without a buffer; step 1 gives b = d, its clone.
+        buf.mul_(momentum if isinstance(momentum, float) else momentum[:, None]).add_(d)
+        d = add_scaled(d, buf, momentum) if self.nesterov else buf
+        add_scaled_(flat, d, -lr)
 
-    def _adamw(self, params: list[Tensor], grads: list[Tensor], lr: Tensor) -> None:
+    def _adamw(self, flat: Tensor, grad: Tensor, lr: Tensor) -> None:
         """torch.optim.AdamW (single-tensor form, no amsgrad)."""
         t = self.steps
-        bias1 = 1 - self.beta1**t
+        m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
         bias2_sqrt = (1 - self.beta2**t).sqrt()
-        step_size = lr / bias1
-        state = zip(self.state["exp_avg"], self.state["exp_avg_sq"], strict=True)
-        for p, g, (m, v) in zip(params, grads, state, strict=True):
-            p.mul_(1 - _per_member(lr * self.weight_decay, p))
-            m.lerp_(g, _per_member(1 - self.beta1, m).expand_as(m))
-            v.mul_(_per_member(self.beta2, v)).add_(g * g * _per_member(1 - self.beta2, v))
-            denom = (v.sqrt() / _per_member(bias2_sqrt, v)).add_(_per_member(self.eps, v))
-            p.sub_(_per_member(step_size, p) * m / denom)
+        step_size = lr / (1 - self.beta1**t)
+        flat.mul_(1 - (lr * self.weight_decay)[:, None])
+        m.lerp_(grad, (1 - self.beta1)[:, None].expand_as(m))
+        v.mul_(self.beta2[:, None]).add_(grad * grad * (1 - self.beta2)[:, None])
+        denom = (v.sqrt() / bias2_sqrt[:, None]).add_(self.eps[:, None])
+        flat.sub_(step_size[:, None] * m / denom)
 
-    def member_state(self, position: int, params: list[nn.Parameter]) -> dict[Any, Any]:
+    def member_state(
+        self, position: int, params: list[nn.Parameter], layout: Layout
+    ) -> dict[Any, Any]:
         """The base optimizer's `state` for one member, as torch's own optimizer keeps it."""
         if self.steps == 0:
             return {}
-        out: dict[Any, Any] = {}
-        for i, p in enumerate(params):
-            if self.base == "sgd":
-                if float(self.momentum[position]) != 0.0:  # torch keeps no buffer without μ
-                    buffer = self.state["momentum_buffer"][i][position].clone()
-                    out[p] = {"momentum_buffer": buffer}
-            else:
-                out[p] = {
-                    "step": torch.tensor(float(self.steps)),
-                    "exp_avg": self.state["exp_avg"][i][position].clone(),
-                    "exp_avg_sq": self.state["exp_avg_sq"][i][position].clone(),
-                }
-        return out
+        if self.base == "sgd":
+            if float(self.momentum[position]) == 0.0:  # torch keeps no buffer without μ
+                return {}
+            buffers = layout.split(self.state["momentum_buffer"][position])
+            return {p: {"momentum_buffer": b.clone()} for p, b in zip(params, buffers, strict=True)}
+        moments = zip(
+            layout.split(self.state["exp_avg"][position]),
+            layout.split(self.state["exp_avg_sq"][position]),
+            strict=True,
+        )
+        return {
+            p: {
+                "step": torch.tensor(float(self.steps)),
+                "exp_avg": m.clone(),
+                "exp_avg_sq": v.clone(),
+            }
+            for p, (m, v) in zip(params, moments, strict=True)
+        }
 
 
 class _Sum:
@@ -270,13 +307,6 @@ class _Sum:
         return (self.total / count).tolist()
 
 
-def member_norms(tensors: list[Tensor]) -> Tensor:
-    """‖·‖₂ of each member over all its tensors, `[M]` (per tensor, then of those, as
-    `sam_core.optim.directions.global_norm` does)."""
-    norms = [t.reshape(t.shape[0], -1).norm(dim=1) for t in tensors]
-    return torch.linalg.vector_norm(torch.stack(norms), dim=0)
-
-
 def shared(values: Tensor) -> Tensor | float:
     """The one value all members have, as a float; else the `[M]` tensor itself."""
     first = values[0]
@@ -284,10 +314,10 @@ def shared(values: Tensor) -> Tensor | float:
 
 
 def add_scaled(a: Tensor, b: Tensor, scale: Tensor | float) -> Tensor:
-    """a + scale·b, with `scale` one float or one value per member."""
+    """a + scale·b for `[M, P]` tensors, with `scale` one float or one value per member."""
     if isinstance(scale, float):
         return a.add(b, alpha=scale)
-    return a + _per_member(scale, b) * b
+    return a + scale[:, None] * b
 
 
 def add_scaled_(a: Tensor, b: Tensor, scale: Tensor | float) -> None:
@@ -295,25 +325,7 @@ def add_scaled_(a: Tensor, b: Tensor, scale: Tensor | float) -> None:
     if isinstance(scale, float):
         a.add_(b, alpha=scale)
     else:
-        a.add_(_per_member(scale, b) * b)
-
-
-def clip_by_member_norm_(grads: list[Tensor], max_norm: float) -> None:
-    """`torch.nn.utils.clip_grad_norm_` applied to each member on its own."""
-    coef = (max_norm / (member_norms(grads) + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(_per_member(coef, g))
-
-
-def stack_members(models: Sequence[nn.Module], names: list[str]) -> Params:
-    """`{name: [M, …]}` from each member's trainable tensor `name`."""
-    tensors = [dict(model.named_parameters()) for model in models]
-    return {name: torch.stack([t[name].detach() for t in tensors]) for name in names}
-
-
-def _per_member(values: Tensor, like: Tensor) -> Tensor:
-    """`[M]` values shaped to broadcast against a stacked `[M, …]` tensor."""
-    return values.reshape((-1,) + (1,) * (like.dim() - 1))
+        a.add_(scale[:, None] * b)
 
 
 def _column_maker(specs: Sequence[Any], device: torch.device) -> Any:
