@@ -112,7 +112,10 @@ class Ensemble:
         self.rng_states: list[dict[str, Any]] = []
         for i, spec in enumerate(specs):
             emit = _member_emitter(on_event, i)
-            self.members.append(Trainer(spec, emit, lambda: False, data_dir=data_dir))
+            # One copy of the data for all: the specs' data blocks are equal.
+            task = self.members[0].task if self.members else None
+            member = Trainer(spec, emit, lambda: False, data_dir=data_dir, task=task)
+            self.members.append(member)
             # The global RNG as the solo run leaves it after building its model.
             self.rng_states.append(global_rng_state())
         first = self.members[0]

@@ -77,12 +77,17 @@ class Trainer:
         should_stop: Callable[[], bool],
         *,
         data_dir: str | Path | None = None,
+        task: Any = None,
     ) -> None:
+        """`task` is a `TaskData` already loaded for `spec.data` and put on the device by
+        another trainer (the members of a seed ensemble share one); else it is loaded."""
         self.spec, self.on_event, self.should_stop = spec, on_event, should_stop
         training = spec.training
         self.device = pick_device(training.device)
         data_path = None if data_dir is None else Path(data_dir)
-        self.task = _to_device(load_task(spec.data, data_path), self.device)
+        if task is None:
+            task = _to_device(load_task(spec.data, data_path), self.device)
+        self.task = task
         self.classification = self.task.task == "classification"
         self.model = self._build_model()
         self.num_params = sum(p.numel() for p in self.model.parameters())
