@@ -97,9 +97,9 @@ def test_each_job_of_an_ensemble_gets_the_rows_and_summary_of_its_solo_run(facto
 
 
 def test_cancelling_one_job_of_an_ensemble_leaves_the_others_running(factory, settings):
-    long = {"epochs": 200, "log_every_steps": 50, "checkpoint_every_epochs": 100}
+    long = {"epochs": 400, "log_every_steps": 50, "checkpoint_every_epochs": 200}
     specs = [
-        {**_spec(seed, **long), "measure": {**TINY["measure"], "every_epochs": 100}}
+        {**_spec(seed, **long), "measure": {**TINY["measure"], "every_epochs": 200}}
         for seed in (0, 1, 2)
     ]
     job_ids = [_submit(factory, spec) for spec in specs]
