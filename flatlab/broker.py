@@ -14,6 +14,7 @@ from celery import Celery
 from flatlab.settings import Settings, get_settings
 
 RUN_JOB_TASK = "worker.tasks.run_job"
+RUN_ENSEMBLE_TASK = "worker.tasks.run_ensemble"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -54,3 +55,8 @@ def get_celery() -> Celery:
 def enqueue_job(job_id: str, queue: str, app: Celery | None = None) -> None:
     """Send a job id to the workers of `queue` (call after the job's row is committed)."""
     (app or get_celery()).send_task(RUN_JOB_TASK, args=[job_id], queue=queue)
+
+
+def enqueue_ensemble(job_ids: list[str], queue: str, app: Celery | None = None) -> None:
+    """Send a group of job ids that one worker trains as one seed ensemble."""
+    (app or get_celery()).send_task(RUN_ENSEMBLE_TASK, args=[job_ids], queue=queue)

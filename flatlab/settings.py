@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 200 * 1024 * 1024
     max_running_jobs_per_team: int = 64
     max_benchmark_jobs: int = 1000
+    # Benchmark jobs that differ only in seed and scalar hyperparameters train as one
+    # vectorised ensemble of at most this many members (below 2: never).
+    ensemble_max_members: int = 32
     lease_seconds: int = 60
     heartbeat_seconds: float = 5.0
     max_attempts: int = 3

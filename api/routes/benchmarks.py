@@ -102,12 +102,12 @@ def create_benchmark(
     """Expand and validate the grid, create one job per point, queue them after commit."""
     raw = body.model_dump(exclude_unset=True)
     done = submit_benchmark(session=session, settings=settings, team_id=caller.team_id, request=raw)
-    jobs = [(j.id, j.queue) for j in done.created]
     state = request.app.state
-    background.add_task(enqueue_jobs, state.celery, state.session_factory, jobs)
+    background.add_task(enqueue_jobs, state.celery, state.session_factory, done.groups)
     response.headers["Location"] = f"/v1/benchmarks/{done.benchmark.id}"
+    created = len(done.created)
     return BenchmarkPublic.from_benchmark(
-        done.benchmark, jobs=len(jobs) + done.reused, created=len(jobs)
+        done.benchmark, jobs=created + done.reused, created=created
     )
 
 

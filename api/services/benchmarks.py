@@ -16,10 +16,12 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.services.comparison import BUDGET_METRICS, Run, compare
-from api.services.jobs import enqueue_after_commit
+from api.services.jobs import enqueue_group_after_commit
 from flatlab.presets import UnknownPreset, apply_preset
 from flatlab.settings import Settings
+from sam_core.spec import JobSpec
 from sam_core.spec.benchmark import BenchmarkBody, BenchmarkInvalid, Point, expand
+from sam_core.spec.ensemble import ensemble_groups
 from store.benchmarks import (
     benchmark_jobs,
     count_by_status,
@@ -41,6 +43,9 @@ class Submitted:
     benchmark: Benchmark
     created: list[Job]
     reused: int
+    # What to send to the broker: (job ids, queue); a group of several trains as one
+    # seed ensemble on one worker.
+    groups: list[tuple[list[str], str]]
 
 
 def read_body(request: dict[str, Any]) -> BenchmarkBody:
@@ -80,6 +85,7 @@ def submit_benchmark(
     )
     earlier = _reusable(session, team_id, points) if body.reuse else {}
     created: list[Job] = []
+    specs: list[JobSpec] = []
     links = []
     for point in points:
         job_id = earlier.pop(point.spec.hash(), None)  # pop: one point per reused job
@@ -87,10 +93,17 @@ def submit_benchmark(
         if job_id is None:
             job = _create(session, settings, team_id, benchmark.id, point)
             created.append(job)
+            specs.append(point.spec)
             job_id = job.id
         links.append((job_id, point.label, point.seed, reused))
     link_jobs(session=session, benchmark_id=benchmark.id, links=links)
-    return Submitted(benchmark=benchmark, created=created, reused=len(points) - len(created))
+    groups = [
+        ([created[i].id for i in group], created[group[0]].queue)
+        for group in ensemble_groups(specs, settings.ensemble_max_members)
+    ]
+    return Submitted(
+        benchmark=benchmark, created=created, reused=len(points) - len(created), groups=groups
+    )
 
 
 def _reusable(session: Session, team_id: str, points: list[Point]) -> dict[str, str]:
@@ -114,11 +127,11 @@ def _create(
 
 
 def enqueue_jobs(
-    celery: Celery, factory: sessionmaker[Session], jobs: list[tuple[str, str]]
+    celery: Celery, factory: sessionmaker[Session], groups: list[tuple[list[str], str]]
 ) -> None:
-    """Send each (job id, queue) to the broker; run after the request's commit."""
-    for job_id, queue in jobs:
-        enqueue_after_commit(celery, factory, job_id, queue)
+    """Send each group of job ids to its queue; run after the request's commit."""
+    for job_ids, queue in groups:
+        enqueue_group_after_commit(celery, factory, job_ids, queue)
 
 
 def benchmark_report(

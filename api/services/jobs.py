@@ -16,7 +16,7 @@ from celery import Celery
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from flatlab.broker import enqueue_job
+from flatlab.broker import enqueue_ensemble, enqueue_job
 from flatlab.settings import Settings
 from sam_core.spec import JobSpec
 from store.db import session_scope
@@ -81,13 +81,28 @@ def enqueue_after_commit(
     celery: Celery, factory: sessionmaker[Session], job_id: str, queue: str
 ) -> None:
     """Send the job id to the broker; if that fails the job stays queued for the reconciler."""
+    enqueue_group_after_commit(celery, factory, [job_id], queue)
+
+
+def enqueue_group_after_commit(
+    celery: Celery, factory: sessionmaker[Session], job_ids: list[str], queue: str
+) -> None:
+    """Send one job id, or a group to train as one seed ensemble, then mark them enqueued.
+
+    If the broker refuses, the jobs stay queued with no `enqueued_at` and the
+    reconciler sends each of them later, one by one: nothing accepted is lost.
+    """
     try:
-        enqueue_job(job_id, queue, app=celery)
+        if len(job_ids) == 1:
+            enqueue_job(job_ids[0], queue, app=celery)
+        else:
+            enqueue_ensemble(job_ids, queue, app=celery)
     except Exception:
-        log.warning("could not enqueue job %s; the reconciler will", job_id, exc_info=True)
+        log.warning("could not enqueue jobs %s; the reconciler will", job_ids, exc_info=True)
         return
     try:
         with session_scope(factory) as session:
-            mark_enqueued(session=session, job_id=job_id)
+            for job_id in job_ids:
+                mark_enqueued(session=session, job_id=job_id)
     except Exception:
-        log.warning("job %s enqueued but enqueued_at not recorded", job_id, exc_info=True)
+        log.warning("jobs %s enqueued but enqueued_at not recorded", job_ids, exc_info=True)

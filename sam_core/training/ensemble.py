@@ -11,8 +11,8 @@ So each member's events, checkpoints and results are those of its solo run,
 up to float rounding (a test holds them within 1e-4). A member can stop, or
 diverge, alone: it finishes and leaves the stack, the others go on.
 
-`can_ensemble(specs)` says whether a group of specs can be trained this way,
-and if not, why.
+`can_ensemble(specs)` (from `sam_core.spec.ensemble`, torch-free) says whether a
+group of specs can be trained this way, and if not, why.
 """
 
 from __future__ import annotations
@@ -27,53 +27,14 @@ from typing import Any
 import torch
 
 from sam_core.spec import JobSpec
+from sam_core.spec.ensemble import can_ensemble
 from sam_core.training.events import Event, Finished, Started
 from sam_core.training.loop import Status, Trainer
 from sam_core.training.rng import global_rng_state, set_global_rng_state
-from sam_core.training.stacked import RULES, Layout, StackedModel, StackedRule
+from sam_core.training.stacked import Layout, StackedModel, StackedRule
 
-# Models whose forward vmap takes as is: no BatchNorm statistics, no dropout.
-MODELS = ("linear", "random_features", "one_hidden", "two_layer_relu", "mlp")
 # Above this many parameters a member fills the device alone: stacking gains nothing.
 MAX_MEMBER_PARAMS = 2_000_000
-# Spec fields members may differ in; every other field must be equal.
-MEMBER_FIELDS = frozenset(
-    {
-        "training.seed",
-        "optimizer.rho",
-        "optimizer.lam",
-        "optimizer.base.lr",
-        "optimizer.base.momentum",
-        "optimizer.base.weight_decay",
-        "optimizer.base.betas",
-        "optimizer.base.eps",
-        "optimizer.schedule.min_lr",
-        "optimizer.schedule.gamma",
-        "optimizer.schedule.power",
-        "optimizer.label",
-        "limits.timeout_s",
-    }
-)
-
-
-def can_ensemble(specs: Sequence[JobSpec]) -> tuple[bool, str]:
-    """Whether `specs` can train as one ensemble; if not, the reason (else "")."""
-    if not specs:
-        return False, "an ensemble needs at least one job"
-    reason = _unsupported(specs[0])
-    if reason:
-        return False, reason
-    first = _flat(specs[0].canonical())
-    for k, spec in enumerate(specs[1:], start=1):
-        other = _flat(spec.canonical())
-        for path in sorted(set(first) | set(other)):
-            if path not in MEMBER_FIELDS and first.get(path) != other.get(path):
-                return False, (
-                    f"job {k} differs from job 0 in {path} ({other.get(path)!r} vs "
-                    f"{first.get(path)!r}); members may differ only in "
-                    f"{', '.join(sorted(MEMBER_FIELDS))}"
-                )
-    return True, ""
 
 
 def train_ensemble(
@@ -346,30 +307,3 @@ def _member_emitter(on_event: Callable[[int, Event], None], i: int) -> Callable[
         on_event(i, event)
 
     return emit
-
-
-def _unsupported(spec: JobSpec) -> str:
-    """Why `spec`'s rule, model or precision cannot be vectorised, or ""."""
-    rule = spec.optimizer.name
-    if rule not in RULES:
-        return f"rule {rule!r} is not vectorised; ensembles support {', '.join(RULES)}"
-    model = spec.model.name
-    if model not in MODELS:
-        return f"model {model!r} cannot be ensembled; ensembles support {', '.join(MODELS)}"
-    if getattr(spec.model, "batchnorm", False):
-        return "models with BatchNorm cannot be ensembled (running statistics are per member)"
-    if spec.training.precision != "fp32":
-        return f"precision {spec.training.precision!r}: ensembles train in fp32 only"
-    return ""
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"a.b": value}` for every leaf of a nested dict."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{path}."))
-        else:
-            out[path] = value
-    return out
