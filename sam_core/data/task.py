@@ -9,15 +9,11 @@ from typing import Literal
 import numpy as np
 import torch
 
+from sam_core.data.errors import DataError as DataError  # re-exported: its old home
+
 Teacher = Callable[[torch.Tensor], torch.Tensor]
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 InputSampler = Callable[[int, torch.Generator], torch.Tensor]
-
-
-class DataError(ValueError):
-    """A data set that cannot be loaded as asked: what is missing or wrong, and where."""
-
-    code = "invalid_data"
 
 
 @dataclass

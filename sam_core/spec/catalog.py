@@ -6,14 +6,23 @@ The spec validates against these models, the API lists them, and
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sam_core.spec.optimizers import StrictModel
 
 MAX_WIDTH = 65_536
+MAX_CHANNELS = 4096
 MAX_EXAMPLES = 2_000_000
+MAX_SEED = 2**31 - 1
+# Largest weight matrix between two hidden layers, and largest synthetic data set
+# (examples × features), in numbers: 2^28 float32 is 1 GiB.
+MAX_ELEMENTS = 2**28
+
+Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+Channels = Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
 class Info(BaseModel):
@@ -37,7 +46,7 @@ class LinearParams(StrictModel):
 class RandomFeaturesParams(StrictModel):
     num_features: int = Field(512, ge=1, le=MAX_WIDTH)
     bandwidth: float = Field(1.0, gt=0.0, description="random Fourier features of an RBF kernel")
-    feature_seed: int = Field(0, ge=0, description="seed of the fixed random features")
+    feature_seed: Seed = Field(0, description="seed of the fixed random features")
 
 
 class OneHiddenParams(StrictModel):
@@ -53,13 +62,25 @@ class TwoLayerReluParams(StrictModel):
 
 
 class MlpParams(StrictModel):
-    hidden: list[int] = Field(default_factory=lambda: [256, 256], max_length=16)
+    hidden: list[Width] = Field(default_factory=lambda: [256, 256], max_length=16)
     activation: Literal["relu", "tanh", "gelu"] = "relu"
     batchnorm: bool = False
 
+    @model_validator(mode="after")
+    def _layers_fit(self) -> MlpParams:
+        for i, (a, b) in enumerate(zip(self.hidden, self.hidden[1:], strict=False)):
+            if a * b > MAX_ELEMENTS:
+                raise ValueError(
+                    f"hidden layers {i} and {i + 1} ({a} × {b}) need more than "
+                    f"{MAX_ELEMENTS} weights; use narrower layers"
+                )
+        return self
+
 
 class CnnParams(StrictModel):
-    channels: list[int] = Field(default_factory=lambda: [32, 64], min_length=1, max_length=8)
+    channels: list[Channels] = Field(
+        default_factory=lambda: [32, 64], min_length=1, max_length=8
+    )
     batchnorm: bool = True
 
 
@@ -106,7 +127,12 @@ class SyntheticParams(StrictModel):
     n_test: int = Field(1024, ge=1, le=MAX_EXAMPLES)
     dim: int = Field(16, ge=1, le=MAX_WIDTH)
     noise: float = Field(0.1, ge=0.0, le=100.0, description="σ of the label noise")
-    data_seed: int = Field(0, ge=0, description="seed of the teacher and the inputs")
+    data_seed: Seed = Field(0, description="seed of the teacher and the inputs")
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> SyntheticParams:
+        _check_elements(self.n_train + self.n_test, self.dim, "dim")
+        return self
 
 
 class TeacherStudentParams(SyntheticParams):
@@ -128,12 +154,25 @@ class SparseParityParams(StrictModel):
     n_test: int = Field(1024, ge=1, le=MAX_EXAMPLES)
     n_bits: int = Field(20, ge=1, le=1024)
     k: int = Field(3, ge=1, le=64)
-    data_seed: int = Field(0, ge=0)
+    data_seed: Seed = 0
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> SparseParityParams:
+        _check_elements(self.n_train + self.n_test, self.n_bits, "n_bits")
+        return self
+
+
+def _check_elements(examples: int, features: int, name: str) -> None:
+    if examples * features > MAX_ELEMENTS:
+        raise ValueError(
+            f"n_train + n_test = {examples} examples of {name} = {features} features make "
+            f"{examples * features} numbers, more than {MAX_ELEMENTS}; make the set smaller"
+        )
 
 
 class DigitsParams(StrictModel):
     test_fraction: float = Field(0.25, gt=0.0, lt=1.0)
-    split_seed: int = Field(0, ge=0)
+    split_seed: Seed = 0
 
 
 class NpzParams(StrictModel):
@@ -242,7 +281,7 @@ class AverageParams(StrictModel):
 
 class AdaptiveParams(StrictModel):
     rho: float = Field(0.05, gt=0.0, le=100.0)
-    eta: float = Field(0.01, ge=0.0)
+    eta: float = Field(0.01, ge=0.0, le=10.0)
     steps: int = Field(10, ge=1, le=1000)
 
 

@@ -12,12 +12,17 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Rho = Annotated[float, Field(ge=0.0, le=100.0, description="perturbation radius ρ")]
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class StrictModel(BaseModel):
-    """Rejects unknown fields, so a typo in a spec is an error, not a silent default."""
+    """Rejects unknown fields, so a typo in a spec is an error, not a silent default.
 
-    model_config = ConfigDict(extra="forbid")
+    NaN and infinity are refused too: Python's JSON reader accepts them, and no
+    parameter means anything at either.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class BaseOptimizerParams(StrictModel):
@@ -28,7 +33,7 @@ class BaseOptimizerParams(StrictModel):
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum")
     nesterov: bool = False
     weight_decay: float = Field(5e-4, ge=0.0, le=1.0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[Beta, Beta] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0.0, le=1.0)
 
 
@@ -38,7 +43,9 @@ class ScheduleParams(StrictModel):
     name: Literal["constant", "cosine", "step", "linear", "diminishing"] = "constant"
     warmup_steps: int = Field(0, ge=0, le=10_000_000)
     min_lr: float = Field(0.0, ge=0.0, description="floor of cosine and linear decay")
-    step_size_epochs: int = Field(30, ge=1, description="`step`: decay every this many epochs")
+    step_size_epochs: int = Field(
+        30, ge=1, le=10_000, description="`step`: decay every this many epochs"
+    )
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="`step`: decay factor")
     power: float = Field(
         0.5, gt=0.0, le=2.0, description="`diminishing`: lr_t = lr / (1 + t)^power"
