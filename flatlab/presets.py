@@ -278,6 +278,9 @@ def _merge(into: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(into)
     for key, value in over.items():
         old = out.get(key)
-        same_kind = isinstance(old, dict) and value.get("name", old.get("name")) == old.get("name")
-        out[key] = _merge(old, value) if isinstance(value, dict) and same_kind else value
+        if isinstance(old, dict) and isinstance(value, dict):
+            same_kind = value.get("name", old.get("name")) == old.get("name")
+            out[key] = _merge(old, value) if same_kind else value
+        else:
+            out[key] = value
     return out
