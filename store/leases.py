@@ -44,12 +44,27 @@ def claim_job(
     worker_id: str,
     lease_seconds: float,
     now: datetime | None = None,
+    team_cap: int | None = None,
 ) -> Job | None:
-    """Take a queued job for `worker_id` (queued → running, attempts + 1); None if not queued."""
+    """Take a queued job for `worker_id` (queued → running, attempts + 1); None if not queued.
+
+    With `team_cap`, also None while the job's team already runs that many jobs:
+    the job stays queued, untouched, for a later try. The count is part of the
+    UPDATE's condition, and on PostgreSQL a transaction lock per team makes
+    concurrent claims of one team take turns, so the cap is never overshot.
+    """
     now = now or utcnow()
+    conditions = [Job.id == job_id, Job.status == "queued", Job.cancel_requested_at.is_(None)]
+    if team_cap is not None:
+        team_id = session.scalar(select(Job.team_id).where(Job.id == job_id))
+        if team_id is None:
+            return None
+        _lock_team(session, team_id)
+        running = select(func.count()).where(Job.team_id == team_id, Job.status == "running")
+        conditions.append(running.scalar_subquery() < team_cap)
     stmt = (
         update(Job)
-        .where(Job.id == job_id, Job.status == "queued", Job.cancel_requested_at.is_(None))
+        .where(*conditions)
         .values(
             status="running",
             attempts=Job.attempts + 1,
@@ -243,6 +258,13 @@ def cancel_if_requested(*, session: Session, job_id: str, now: datetime | None =
         .execution_options(synchronize_session=False)
     )
     return _changed(session, stmt) == 1
+
+
+def _lock_team(session: Session, team_id: str) -> None:
+    """Serialise claims of one team until commit (PostgreSQL; SQLite writes one at a time)."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = func.hashtextextended(f"flatlab.team:{team_id}", 0)
+        session.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 def _held(job_id: str, worker_id: str) -> Any:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,7 +28,13 @@ from sam_core.spec import JobSpec
 from sam_core.training import train
 from sam_core.training.checkpoint import check_resume_state
 from store.db import make_engine, make_session_factory
-from store.leases import cancel_if_requested, claim_job, finish_job, release_job
+from store.leases import (
+    cancel_if_requested,
+    claim_job,
+    finish_job,
+    release_job,
+    touch_enqueued,
+)
 from store.models import Job
 from worker.heartbeat import Heartbeat, StopSignal, sigterm_stops
 from worker.outcomes import Outcome, from_exception, from_finished
@@ -65,12 +72,20 @@ def run_job(job_id: str, settings: Settings, *, worker_id: str | None = None) ->
 
 
 def _claim(session: Session, job_id: str, worker_id: str, settings: Settings) -> Job | None:
+    cap = settings.max_running_jobs_per_team
     job = claim_job(
-        session=session, job_id=job_id, worker_id=worker_id, lease_seconds=settings.lease_seconds
+        session=session,
+        job_id=job_id,
+        worker_id=worker_id,
+        lease_seconds=settings.lease_seconds,
+        team_cap=cap if cap > 0 else None,
     )
     if job is None:
         if cancel_if_requested(session=session, job_id=job_id):
             log.info("job %s: cancelled before it started", job_id)
+        elif session.scalar(select(Job.status).where(Job.id == job_id)) == "queued":
+            log.info("job %s: its team runs %d jobs already; trying again later", job_id, cap)
+            _send_later(session, job_id, settings)
         else:
             log.info("job %s: not queued (already taken, finished or unknown); skipping", job_id)
     return job
@@ -187,6 +202,24 @@ def _end(
     )
     log.info("job %s: %s %s", job_id, outcome.status, outcome.error or "")
     return outcome.status if done else None
+
+
+def _send_later(session: Session, job_id: str, settings: Settings) -> None:
+    """Send a job waiting for its team's cap again in `cap_retry_seconds`; it stays queued.
+
+    Marked as sent, so the reconciler leaves it alone meanwhile; if the send
+    fails, the reconciler sends it once the mark is old.
+    """
+    from flatlab.broker import RUN_JOB_TASK, make_celery
+
+    queue = session.scalar(select(Job.queue).where(Job.id == job_id)) or "cpu"
+    touch_enqueued(session=session, job_ids=[job_id])
+    try:
+        make_celery(settings).send_task(
+            RUN_JOB_TASK, args=[job_id], queue=queue, countdown=settings.cap_retry_seconds
+        )
+    except Exception as exc:
+        log.warning("job %s: re-send failed (%s); the reconciler will send it", job_id, exc)
 
 
 def _enqueue_again(job_id: str, queue: str, settings: Settings) -> None:
