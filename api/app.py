@@ -14,7 +14,8 @@ from fastapi import FastAPI
 import flatlab
 from api.errors import install_error_handlers
 from api.observability import ApiMetrics, MetricsMiddleware
-from api.routes import benchmarks, catalog, health, jobs, presets, results
+from api.openapi import install_openapi
+from api.routes import benchmarks, catalog, datasets, health, jobs, presets, results
 from flatlab.broker import make_celery
 from flatlab.settings import Settings, get_settings
 from store.db import make_engine, make_session_factory
@@ -47,8 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sse_poll_seconds = 0.5
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
-    for module in (jobs, benchmarks, presets, results, catalog, health):
+    for module in (jobs, benchmarks, presets, results, datasets, catalog, health):
         app.include_router(module.router)
+    install_openapi(app)
     return app
 
 

@@ -170,6 +170,26 @@ class OptimizersPublic(CatalogPublic):
     schedule: dict[str, Any] = Field(description="JSON schema of `optimizer.schedule`")
 
 
+class FieldError(BaseModel):
+    loc: str = Field(description="the field path as written: `optimizer.rho`, `data.path`")
+    msg: str
+    type: str | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; `errors` names each field at fault."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    code: str | None = None
+    errors: list[FieldError] | None = None
+
+
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     artifact_dir: Path | None = None
     auth_required: bool | None = None
     max_upload_bytes: int = 200 * 1024 * 1024
+    # An upload's arrays, each, once decompressed (np.savez_compressed files inflate).
+    max_upload_array_bytes: int = 2 * 1024**3
+    # A worker leaves a job queued while its team runs this many; it is sent again later.
+    cap_retry_seconds: float = 10.0
     max_running_jobs_per_team: int = 64
     max_benchmark_jobs: int = 1000
     # Benchmark jobs that differ only in seed and scalar hyperparameters train as one

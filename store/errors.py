@@ -63,3 +63,15 @@ class Unavailable(FlatlabError):
     """A dependency (database, broker) cannot be reached."""
 
     code = "unavailable"
+
+
+class PayloadTooLarge(FlatlabError):
+    """A request body (an upload) larger than the configured limit; 413."""
+
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(FlatlabError):
+    """A body in a content type the endpoint does not read; 415."""
+
+    code = "unsupported_media_type"

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.services.comparison import BUDGET_METRICS, Run, compare
+from api.services.datasets import check_dataset_access
 from api.services.jobs import enqueue_group_after_commit
 from flatlab.presets import UnknownPreset, apply_preset
 from flatlab.settings import Settings
@@ -74,6 +75,7 @@ def submit_benchmark(
         points = expand(body, max_jobs=settings.max_benchmark_jobs)
     except BenchmarkInvalid as exc:
         raise Unprocessable(str(exc), errors=exc.errors) from None
+    check_dataset_access(session=session, team_id=team_id, specs=[p.spec for p in points])
     baseline = body.baseline or points[0].label
     benchmark = create_benchmark(
         session=session,

@@ -16,6 +16,7 @@ from celery import Celery
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.services.datasets import check_dataset_access
 from flatlab.broker import enqueue_ensemble, enqueue_job
 from flatlab.settings import Settings
 from sam_core.spec import JobSpec
@@ -42,6 +43,7 @@ def submit_job(
     idempotency_key: str | None = None,
 ) -> tuple[Job, bool]:
     """The job for this request and whether it is new (False: a replay of an earlier request)."""
+    check_dataset_access(session=session, team_id=team_id, specs=[spec])
     fingerprint = request_fingerprint(spec) if idempotency_key else None
     if idempotency_key:
         earlier = find_job_by_idempotency_key(session=session, team_id=team_id, key=idempotency_key)
