@@ -336,29 +336,38 @@ def _session() -> Any:
 # --- demo --------------------------------------------------------------------
 
 
-def demo_spec(optimizer: str, seed: int, epochs: int) -> dict[str, Any]:
-    """A small SAM-vs-SGD job on digits: an MLP, a few epochs, sharpness at the end."""
-    rule: dict[str, Any] = {"name": optimizer, "label": optimizer.upper()}
-    if optimizer != "sgd":
-        rule["rho"] = 0.05
-    rule["base"] = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}
+def demo_benchmark(epochs: int, seeds: int) -> dict[str, Any]:
+    """One small benchmark: SAM vs SGD on digits, an MLP, a few epochs, sharpness at the end."""
     return {
-        "name": f"demo-{optimizer}-seed{seed}",
+        "name": "demo: SAM vs SGD on digits",
         "tags": ["demo"],
-        "model": {"name": "mlp", "hidden": [64]},
-        "data": {"name": "digits", "batch_size": 64},
-        "optimizer": rule,
-        "training": {"epochs": epochs, "seed": seed, "device": "cpu", "log_every_steps": 5},
-        "measure": {
-            "every_epochs": epochs,
-            "num_examples": 512,
-            "sharpness": [
-                {"name": "hessian_top_eigenvalue", "max_iter": 20},
-                {"name": "hessian_trace", "probes": 20},
-            ],
+        "base": {
+            "model": {"name": "mlp", "hidden": [64]},
+            "data": {"name": "digits", "batch_size": 64},
+            "optimizer": {"name": "sgd"},
+            "training": {"epochs": epochs, "device": "cpu", "log_every_steps": 5},
+            "measure": {
+                "every_epochs": epochs,
+                "num_examples": 512,
+                "sharpness": [
+                    {"name": "hessian_top_eigenvalue", "max_iter": 20},
+                    {"name": "hessian_trace", "probes": 20},
+                ],
+            },
+            "limits": {"timeout_s": 600},
         },
-        "limits": {"timeout_s": 600},
+        "axes": {
+            "optimizer": [
+                {"name": "sgd", "label": "SGD", "base": DEMO_BASE},
+                {"name": "sam", "label": "SAM", "rho": 0.05, "base": DEMO_BASE},
+            ]
+        },
+        "seeds": list(range(seeds)),
+        "baseline": "SGD",
     }
+
+
+DEMO_BASE = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}
 
 
 @app.command()
@@ -367,87 +376,98 @@ def demo(
     key: Annotated[str | None, typer.Option(envvar="FLATLAB_API_KEY", help="API key")] = None,
     epochs: Annotated[int, typer.Option()] = 8,
     seeds: Annotated[int, typer.Option()] = 2,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for the jobs")] = 900.0,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the benchmark")] = 900.0,
 ) -> None:
-    """Submit SAM vs SGD on digits (small MLP, a few epochs, several seeds) and compare."""
+    """Run one benchmark, SAM vs SGD on digits over seeds, and print its comparison."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-        ids = []
-        for optimizer in ("sgd", "sam"):
-            for seed in range(seeds):
-                response = client.post("/v1/jobs", json=demo_spec(optimizer, seed, epochs))
-                if response.status_code != 202:
-                    _fail(f"submitting failed: {response.status_code} {response.text}")
-                ids.append(response.json()["id"])
-        console.print(f"submitted {len(ids)} jobs to {url}; waiting for them to finish…")
-        jobs = _wait_for_jobs(client, ids, timeout)
-    console.print(_results_table(jobs))
-    failed = [job for job in jobs if job["status"] != "succeeded"]
+        response = client.post("/v1/benchmarks", json=demo_benchmark(epochs, seeds))
+        if response.status_code != 202:
+            _fail(f"submitting failed: {response.status_code} {response.text}")
+        benchmark = response.json()
+        console.print(
+            f"benchmark {benchmark['id']}: {benchmark['jobs']} jobs submitted to {url}; waiting…"
+        )
+        report = _wait_for_benchmark(client, benchmark["id"], timeout)
+    console.print(comparison_table(report))
+    console.print(paired_table(report))
+    failed = [job for job in report["job_list"] if job["status"] != "succeeded"]
     for job in failed:
-        console.print(f"[red]{job['name']}: {job['status']}[/red] — {job['error']}")
+        console.print(f"[red]{job['label']} seed {job['seed']}: {job['status']}[/red]")
     if failed:
         raise typer.Exit(1)
 
 
-def _wait_for_jobs(client: httpx.Client, ids: list[str], timeout: float) -> list[dict[str, Any]]:
+def _wait_for_benchmark(client: httpx.Client, benchmark_id: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     with console.status("") as status:
         while True:
-            jobs = [client.get(f"/v1/jobs/{job_id}").raise_for_status().json() for job_id in ids]
-            done = sum(job["status"] in TERMINAL for job in jobs)
-            running = [j for j in jobs if j["status"] == "running"]
-            line = f"{done}/{len(jobs)} done"
-            if running:
-                job = running[0]
-                line += f"; {job['name']} at {100 * job['progress']['fraction']:.0f}%"
-            status.update(line)
-            if done == len(jobs):
-                return jobs
+            report = client.get(f"/v1/benchmarks/{benchmark_id}").raise_for_status().json()
+            progress = report["progress"]
+            counts = ", ".join(f"{n} {s}" for s, n in progress["by_status"].items() if n)
+            status.update(f"{100 * progress['fraction_done']:.0f}% done ({counts})")
+            if progress["fraction_done"] >= 1.0:
+                return dict(report)
             if time.monotonic() > deadline:
-                _fail(f"jobs not finished after {timeout:.0f} s: {line}")
+                _fail(f"benchmark not finished after {timeout:.0f} s: {counts}")
             time.sleep(1.0)
 
 
-RESULT_COLUMNS = (
-    ("test acc", ("final_test_acc", "test_acc"), "{:.3f}"),
-    ("gen gap", ("gen_gap_acc",), "{:+.3f}"),
-    ("tr H", ("hessian_trace",), "{:.1f}"),
-    ("λ_max", ("hessian_top_eigenvalue",), "{:.2f}"),
-    ("wall s", ("wall_seconds", "train_seconds"), "{:.1f}"),
+DEMO_METRICS = (
+    ("final_test_acc", "test acc", "{:.3f}"),
+    ("gen_gap_acc", "gen gap (acc)", "{:+.3f}"),
+    ("hessian_trace", "tr H", "{:.1f}"),
+    ("hessian_top_eigenvalue", "λ_max", "{:.2f}"),
+    ("train_seconds", "train s", "{:.1f}"),
 )
 
 
-def _results_table(jobs: list[dict[str, Any]]) -> Table:
-    """One row per job, then the mean over seeds of each optimizer; failures say why."""
-    table = Table(title="SAM vs SGD on digits (MLP): test accuracy, generalization gap, sharpness")
-    table.add_column("optimizer")
-    table.add_column("seed", justify="right")
-    for heading, _, _ in RESULT_COLUMNS:
+def comparison_table(report: dict[str, Any]) -> Table:
+    """Per configuration: mean ± std over seeds, and the 95% CI below, of each metric."""
+    configs = report["comparison"]["configurations"]
+    table = Table(title=f"{report['name']}: mean ± std [95% CI] over seeds")
+    table.add_column("configuration")
+    table.add_column("seeds", justify="right")
+    for _, heading, _ in DEMO_METRICS:
         table.add_column(heading, justify="right")
-    by_label: dict[str, list[dict[str, Any]]] = {}
-    for job in sorted(jobs, key=lambda j: (j["optimizer"], j["seed"])):
-        label = job["label"] or job["optimizer"]
-        by_label.setdefault(label, []).append(job)
-        if job["status"] != "succeeded":
-            table.add_row(label, str(job["seed"]), f"[red]{job['status']}[/red]")
-            continue
-        summary = job["summary"] or {}
-        table.add_row(label, str(job["seed"]), *(_cell([summary], *c[1:]) for c in RESULT_COLUMNS))
-    table.add_section()
-    for label, group in by_label.items():
-        summaries = [j["summary"] or {} for j in group if j["status"] == "succeeded"]
-        cells = (_cell(summaries, *c[1:]) for c in RESULT_COLUMNS)
-        table.add_row(f"[bold]{label}[/bold]", "mean", *cells)
+    for label, stats in configs.items():
+        cells = [_stat(stats["metrics"].get(name), fmt) for name, _, fmt in DEMO_METRICS]
+        table.add_row(label, f"{stats['succeeded']}/{stats['runs']}", *cells)
     return table
 
 
-def _cell(summaries: list[dict[str, Any]], keys: tuple[str, ...], fmt: str) -> str:
-    """The mean over `summaries` of the first key they have."""
-    for key in keys:
-        values = [s[key] for s in summaries if s.get(key) is not None]
-        if values:
-            return fmt.format(sum(values) / len(values))
-    return "–"
+def paired_table(report: dict[str, Any]) -> Table:
+    """Each configuration against the baseline, paired by seed: mean difference and p-value."""
+    comparison = report["comparison"]
+    table = Table(title=f"paired t-test against the baseline {comparison['baseline']} (by seed)")
+    table.add_column("configuration")
+    table.add_column("metric")
+    table.add_column("pairs", justify="right")
+    table.add_column("mean diff", justify="right")
+    table.add_column("p-value", justify="right")
+    for label, tests in comparison["paired_tests"].items():
+        for name, heading, _ in DEMO_METRICS:
+            test = tests.get(name)
+            if test is None:
+                continue
+            diff, p_value = _num(test["mean_diff"], "{:+.3g}"), _num(test["p_value"], "{:.3f}")
+            table.add_row(label, heading, str(test["n_pairs"]), diff, p_value)
+    return table
+
+
+def _stat(stats: dict[str, Any] | None, fmt: str) -> str:
+    if not stats or stats.get("mean") is None:
+        return "–"
+    text = fmt.format(stats["mean"])
+    if stats.get("std") is not None:
+        text += " ± " + fmt.format(stats["std"]).lstrip("+")
+    if stats.get("ci_low") is not None:
+        text += f"\n[{fmt.format(stats['ci_low'])}, {fmt.format(stats['ci_high'])}]"
+    return text
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "–" if value is None else fmt.format(value)
 
 
 def _fail(message: str) -> NoReturn:
