@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from store.models import MetricPoint, utcnow
@@ -54,14 +55,20 @@ def _row(point: tuple[str, int, float, float]) -> tuple[str, int, float, float |
 
 def _copy_postgresql(session: Session, job_id: str, rows: Iterable[tuple[Any, ...]]) -> int:
     connection = session.connection().connection.driver_connection
-    with connection.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(_CREATE_STAGING)
-        cursor.execute(f"TRUNCATE {_STAGING}")  # earlier batches of this transaction
-        with cursor.copy(f"COPY {_STAGING} (name, step, epoch, value) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(_INSERT_STAGED, (job_id, utcnow()))
-        return int(cursor.rowcount)
+    dbapi = session.get_bind().dialect.loaded_dbapi
+    try:
+        with connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(_CREATE_STAGING)
+            cursor.execute(f"TRUNCATE {_STAGING}")  # earlier batches of this transaction
+            with cursor.copy(f"COPY {_STAGING} (name, step, epoch, value) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(_INSERT_STAGED, (job_id, utcnow()))
+            return int(cursor.rowcount)
+    except dbapi.Error as exc:
+        # The raw driver connection bypasses SQLAlchemy's wrapping: wrap here, so a
+        # cancelled or cut-off write is an OperationalError that callers retry.
+        raise DBAPIError.instance("COPY metric points", None, exc, dbapi.Error) from exc
 
 
 def _insert_sqlite(session: Session, job_id: str, rows: Iterable[tuple[Any, ...]]) -> int:
