@@ -19,7 +19,7 @@ import re
 import shutil
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -69,7 +69,7 @@ async def receive_upload(request: Request, settings: Settings) -> tuple[UploadFi
 
 async def _bounded(
     chunks: AsyncIterator[bytes], limit: int, settings: Settings
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     seen = 0
     async for chunk in chunks:
         seen += len(chunk)
