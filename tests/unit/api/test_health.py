@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from store.db import make_engine, make_session_factory
 from tests.unit.api.conftest import make_settings, spec
 
 DEAD_DB = "postgresql+psycopg://postgres@127.0.0.1:1/flatlab"
@@ -74,3 +76,17 @@ def test_openapi_documents_every_route_with_a_response_model(client: TestClient)
     )
     ok = paths["/v1/jobs/{job_id}"]["get"]["responses"]["200"]["content"]["application/json"]
     assert ok["schema"]["$ref"].endswith("/JobPublic")
+
+
+def test_a_request_finding_every_pooled_connection_busy_is_a_503_not_a_500(
+    app: FastAPI, client: TestClient
+) -> None:
+    # A frozen database keeps the pool's connections busy: the next request must
+    # wait its pool timeout and then answer "unavailable", not crash.
+    engine = make_engine(app.state.settings.db_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    app.state.session_factory = make_session_factory(engine)
+    with engine.connect():
+        r = client.get("/v1/jobs")
+    assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "database_unavailable"
+    engine.dispose()
