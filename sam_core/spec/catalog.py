@@ -78,9 +78,7 @@ class MlpParams(StrictModel):
 
 
 class CnnParams(StrictModel):
-    channels: list[Channels] = Field(
-        default_factory=lambda: [32, 64], min_length=1, max_length=8
-    )
+    channels: list[Channels] = Field(default_factory=lambda: [32, 64], min_length=1, max_length=8)
     batchnorm: bool = True
 
 
