@@ -33,7 +33,8 @@ db_app = typer.Typer(no_args_is_help=True, help="The database.")
 keys_app = typer.Typer(no_args_is_help=True, help="Teams' API keys.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
-console = Console()
+# Piped output (CI logs, `| tee`) gets rich's 80 columns; the demo's tables need more.
+console = Console() if sys.stdout.isatty() else Console(width=132)
 
 PROCESSES = ("api", "worker")
 TERMINAL = ("succeeded", "failed", "cancelled")
