@@ -29,5 +29,5 @@ def run_migrations() -> None:
 
 
 if context.is_offline_mode():
-    raise NotImplementedError("flatlab migrations run online: pass a database URL")
+    raise RuntimeError("flatlab migrations run online only (no --sql): run `flatlab db upgrade`")
 run_migrations()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +32,7 @@ import migrations
 from store.db import make_engine, make_session_factory, session_scope
 from store.models import Job, MetricPoint
 from tests.faults.servers import PrivatePostgres, PrivateRedis
-from tests.integration.conftest import TERMINAL, Process, _wait_ready, free_port
+from tests.integration.conftest import TERMINAL, Process, create_key, running_api
 from tests.integration.specs import TINY, spec
 
 # Long enough to be caught mid-run (a few seconds in a worker), checkpointed every epoch.
@@ -99,28 +98,13 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def api_url(fault_env: dict[str, str], log_dir: Path) -> Iterator[str]:
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)]
-    proc = Process("api", argv, fault_env, log_dir)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc)
+    with running_api(fault_env, log_dir) as url:
         yield url
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="session")
 def client(api_url: str, fault_env: dict[str, str]) -> Iterator[httpx.Client]:
-    done = subprocess.run(
-        [sys.executable, "-m", "flatlab.cli", "keys", "create", "--team", "faults"],
-        env=fault_env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    key = done.stdout.strip().splitlines()[-1]
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = {"Authorization": f"Bearer {create_key(fault_env, 'faults')}"}
     with httpx.Client(base_url=api_url, headers=headers, timeout=30) as http:
         yield http
 

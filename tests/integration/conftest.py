@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -150,9 +151,16 @@ def workers(stack_env: dict[str, str], log_dir: Path) -> Iterator[list[Process]]
 
 @pytest.fixture(scope="session")
 def api_url(stack_env: dict[str, str], log_dir: Path) -> Iterator[str]:
+    with running_api(stack_env, log_dir) as url:
+        yield url
+
+
+@contextmanager
+def running_api(env: dict[str, str], log_dir: Path) -> Iterator[str]:
+    """The API under uvicorn on a free port, ready; stopped on exit."""
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port)]
-    proc = Process("api", argv, stack_env, log_dir)
+    proc = Process("api", argv, env, log_dir)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc)
@@ -177,10 +185,14 @@ def _wait_ready(url: str, proc: Process, timeout: float = 60.0) -> None:
 
 @pytest.fixture(scope="session")
 def api_key(stack_env: dict[str, str]) -> str:
+    return create_key(stack_env, "integration")
+
+
+def create_key(env: dict[str, str], team: str) -> str:
     """A key made the way an operator makes one: `flatlab keys create`, last line."""
     done = subprocess.run(
-        [sys.executable, "-m", "flatlab.cli", "keys", "create", "--team", "integration"],
-        env=stack_env,
+        [sys.executable, "-m", "flatlab.cli", "keys", "create", "--team", team],
+        env=env,
         capture_output=True,
         text=True,
         check=True,
