@@ -35,10 +35,15 @@ def snapshot(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: snapshot(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [snapshot(item) for item in value]
+        # Plain values are kept as they are, without a call each: a run's global RNG
+        # state holds Python's 625-int generator state as a list.
+        return [item if isinstance(item, _PLAIN) else snapshot(item) for item in value]
     if isinstance(value, tuple):
-        return tuple(snapshot(item) for item in value)
+        return tuple(item if isinstance(item, _PLAIN) else snapshot(item) for item in value)
     return value
+
+
+_PLAIN = (int, float, str, bool, type(None))
 
 
 def check_resume_state(state: dict[str, Any], spec_hash: str) -> None:

@@ -254,8 +254,9 @@ class Ensemble:
             member = self.members[i]
             if member.evaluator.items:  # sharpness measures run on the member's own model
                 self.sync(position)
+                # Measures drawing from the global generators see the solo run's state.
+                set_global_rng_state(self.rng_states[i])
             self.sync_counters(i)
-            set_global_rng_state(self.rng_states[i])  # measures drawing from it see the solo state
             member.measure_seconds += seconds
             train = {"loss": train_loss[position], "accuracy": train_acc[position]}
             test = {"loss": test_loss[position], "accuracy": test_acc[position]}
@@ -271,8 +272,7 @@ class Ensemble:
         member.optimizer.state.update(state)
         member.optimizer.steps = self.rule.steps
         _advance_scheduler(member.scheduler, member.optimizer, self.step)
-        set_global_rng_state(self.rng_states[i])
-        member.emit_checkpoint()
+        member.emit_checkpoint(self.rng_states[i])  # the global generators as the solo run's
 
     def sync(self, position: int) -> None:
         """Copy the member's slice of the stack into its own model."""

@@ -196,9 +196,13 @@ class Trainer:
         every member's at once); the measures are then the only work left here.
         """
         started = time.perf_counter()
-        with preserved_global_rng():
-            result = self.evaluator.evaluate(self.model) if evaluated is None else evaluated
-            measured = self.evaluator.measure(self.model)
+        if evaluated is not None and not self.evaluator.items:
+            # Nothing left to run, so nothing draws: no need to save the generators.
+            result, measured = evaluated, Evaluation()
+        else:
+            with preserved_global_rng():
+                result = self.evaluator.evaluate(self.model) if evaluated is None else evaluated
+                measured = self.evaluator.measure(self.model)
         result.values.update(measured.values)
         result.extras.update(measured.extras)
         if self.device.type == "cuda":
@@ -259,19 +263,24 @@ class Trainer:
             )
         )
 
-    def emit_checkpoint(self) -> None:
-        self.emit(Checkpoint(self.step, self.epoch, checkpoint.snapshot(self.state())))
+    def emit_checkpoint(self, global_rng: dict[str, Any] | None = None) -> None:
+        """`global_rng`: the global generators' state to record (a seed ensemble keeps
+        each member's); by default the process's own."""
+        self.emit(Checkpoint(self.step, self.epoch, checkpoint.snapshot(self.state(global_rng))))
 
     # --- checkpoint state -----------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
+    def state(self, global_rng: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "format_version": checkpoint.FORMAT_VERSION,
             "spec_hash": self.spec.hash(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "rng": {"global": global_rng_state(), "augment": self.augment_generator.get_state()},
+            "rng": {
+                "global": global_rng_state() if global_rng is None else global_rng,
+                "augment": self.augment_generator.get_state(),
+            },
             "sampler": self.sampler.state(),
             "counters": {"step": self.step, "grad_evals": self.grad_evals},
             "trackers": {"last_eval": dict(self.last_eval), "best": dict(self.best)},
