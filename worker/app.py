@@ -46,6 +46,15 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 app = create_app()
 
+# Set in the parent when shutdown begins. Pool children forked after that (a fresh
+# child per job) inherit it, so a job the shutdown hands back is not started again
+# here: it stays queued, and the reconciler of a live worker sends it on.
+_shutting_down = False
+
+
+def shutting_down() -> bool:
+    return _shutting_down
+
 
 @signals.worker_ready.connect
 def _start_reconciler(sender: Any = None, **_: Any) -> None:
@@ -65,6 +74,8 @@ def _forget_parent_connections(**_: Any) -> None:
 @signals.worker_shutting_down.connect
 def _ask_children_to_checkpoint(sig: str = "", how: str = "", **_: Any) -> None:
     """SIGTERM each pool child: its runner checkpoints, re-queues its job and returns."""
+    global _shutting_down
+    _shutting_down = True
     for child in billiard_process.active_children():
         if child.pid is not None:
             log.info("shutdown (%s, %s): asking child %s to checkpoint", sig, how, child.pid)

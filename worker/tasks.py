@@ -7,24 +7,31 @@ database is the record of what happened.
 
 from __future__ import annotations
 
-from flatlab.broker import RUN_JOB_TASK
+import logging
+
+from flatlab.broker import RUN_ENSEMBLE_TASK, RUN_JOB_TASK
 from flatlab.settings import get_settings
-from worker.app import app
+from worker.app import app, shutting_down
+
+log = logging.getLogger(__name__)
 
 
 @app.task(name=RUN_JOB_TASK, ignore_result=True, acks_late=True)
 def run_job(job_id: str) -> None:
+    if shutting_down():
+        log.info("job %s: not started, this worker is shutting down", job_id)
+        return
     from worker.runner import run_job as run
 
     run(job_id, get_settings())
 
 
 # Enqueued with a list of job ids that `can_ensemble` accepts (a benchmark's seeds).
-RUN_ENSEMBLE_TASK = "worker.tasks.run_ensemble"
-
-
 @app.task(name=RUN_ENSEMBLE_TASK, ignore_result=True, acks_late=True)
 def run_ensemble(job_ids: list[str]) -> None:
+    if shutting_down():
+        log.info("jobs %s: not started, this worker is shutting down", job_ids)
+        return
     from worker.ensemble_runner import run_ensemble as run
 
     run(job_ids, get_settings())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -86,3 +87,34 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_flatlab_down_hands_a_running_job_back_queued_after_one_attempt(tmp_path: Path):
+    # `flatlab down` mid-job: the job checkpoints and goes back to `queued`; the
+    # worker that is shutting down must not start it again (which would leave it
+    # `running` with an attempt spent when the worker exits).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLATLAB_")}
+    env.update(PYTHONUNBUFFERED="1")
+    port = _free_port()
+    up = flatlab("up", "--detach", "--port", str(port), cwd=tmp_path, env=env)
+    long_job = {**TINY, "training": {**TINY["training"], "epochs": 200}}
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            job_id = client.post("/v1/jobs", json=long_job).raise_for_status().json()["id"]
+            deadline = time.monotonic() + 120
+            while True:
+                job = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+                if job["status"] == "running" and job["progress"]["step"] >= 20:
+                    break
+                assert time.monotonic() < deadline, f"job never got going: {job}"
+                time.sleep(0.2)
+    finally:
+        down = flatlab("down", cwd=tmp_path, env=env)
+    assert down.returncode == 0, down.stdout + down.stderr
+    db = tmp_path / ".flatlab" / "flatlab.db"
+    with sqlite3.connect(db) as conn:
+        status, attempts, worker = conn.execute(
+            "SELECT status, attempts, worker_id FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+    assert (status, attempts, worker) == ("queued", 1, None)
