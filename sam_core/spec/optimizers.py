@@ -86,7 +86,11 @@ class UnifiedSamParams(RuleParams):
 class AsamParams(RuleParams):
     rho: Rho = 0.5
     eta: float = Field(0.01, ge=0.0, le=10.0, description="η in T = |w| + η")
-    scale_biases: bool = Field(True, description="false leaves 1-D parameters unscaled (T = 1)")
+    scale_biases: bool = Field(
+        True,
+        description="false leaves the parameters modules register as `bias` unscaled (T = 1), "
+        "as the authors' code does; norm-layer weights stay scaled",
+    )
 
 
 class MsamParams(RuleParams):
