@@ -5,55 +5,21 @@ from __future__ import annotations
 import math
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
-import migrations
-from flatlab.settings import Settings
-from sam_core.spec import JobSpec
-from store.db import make_engine, make_session_factory, session_scope
-from store.jobs import create_job
+from store.db import session_scope
 from store.models import Job, MetricPoint, utcnow
+from tests.unit.worker.conftest import TINY, submit
 from worker import runner
 from worker.ensemble_runner import run_ensemble
 
-TINY: dict[str, Any] = {
-    "model": {"name": "one_hidden", "width": 4},
-    "data": {"name": "teacher_student", "n_train": 32, "n_test": 32, "dim": 3, "batch_size": 16},
-    "optimizer": {"name": "sam", "rho": 0.05, "base": {"name": "sgd", "lr": 0.05}},
-    "training": {"epochs": 2, "seed": 0, "device": "cpu", "log_every_steps": 1},
-    "measure": {"every_epochs": 1, "num_examples": 32},
-}
 WALL_TIMES = {"train_seconds", "measure_seconds", "steps_per_second", "wall_seconds"}
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    settings = Settings(home=tmp_path / "home", heartbeat_seconds=0.05, lease_seconds=30)
-    migrations.upgrade(settings.db_url)
-    return settings
-
-
-@pytest.fixture
-def factory(settings: Settings):
-    engine = make_engine(settings.db_url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def _spec(seed: int, **training: Any) -> dict[str, Any]:
     return {**TINY, "training": {**TINY["training"], "seed": seed, **training}}
-
-
-def _submit(factory, spec: dict[str, Any]) -> str:
-    with session_scope(factory) as session:
-        job = create_job(
-            session=session, team_id="t", spec=JobSpec.model_validate(spec), max_attempts=3
-        )
-        return job.id
 
 
 def _job(factory, job_id: str) -> Job:
@@ -81,8 +47,8 @@ def _assert_same_rows(factory, ensembled: str, solo: str) -> None:
 
 
 def test_each_job_of_an_ensemble_gets_the_rows_and_summary_of_its_solo_run(factory, settings):
-    ensembled = [_submit(factory, _spec(seed)) for seed in (0, 1, 2)]
-    solo = [_submit(factory, _spec(seed)) for seed in (0, 1, 2)]
+    ensembled = [submit(factory, _spec(seed)) for seed in (0, 1, 2)]
+    solo = [submit(factory, _spec(seed)) for seed in (0, 1, 2)]
 
     assert run_ensemble(ensembled, settings) == dict.fromkeys(ensembled, "succeeded")
     for job_id in solo:
@@ -102,7 +68,7 @@ def test_cancelling_one_job_of_an_ensemble_leaves_the_others_running(factory, se
         {**_spec(seed, **long), "measure": {**TINY["measure"], "every_epochs": 200}}
         for seed in (0, 1, 2)
     ]
-    job_ids = [_submit(factory, spec) for spec in specs]
+    job_ids = [submit(factory, spec) for spec in specs]
     threading.Thread(target=_cancel_once_running, args=(factory, job_ids[1]), daemon=True).start()
 
     statuses = run_ensemble(job_ids, settings)
@@ -111,7 +77,7 @@ def test_cancelling_one_job_of_an_ensemble_leaves_the_others_running(factory, se
     cancelled = _job(factory, job_ids[1])
     assert cancelled.step < cancelled.total_steps
     assert (settings.artifacts_dir / cancelled.checkpoint_path).exists()
-    solo = _submit(factory, specs[2])
+    solo = submit(factory, specs[2])
     assert runner.run_job(solo, settings) == "succeeded"
     _assert_same_rows(factory, job_ids[2], solo)
 
@@ -128,16 +94,16 @@ def _cancel_once_running(factory, job_id: str) -> None:
 
 
 def test_jobs_that_cannot_ensemble_run_one_by_one(factory, settings):
-    narrow = _submit(factory, TINY)
-    wide = _submit(factory, {**TINY, "model": {"name": "one_hidden", "width": 8}})
+    narrow = submit(factory, TINY)
+    wide = submit(factory, {**TINY, "model": {"name": "one_hidden", "width": 8}})
 
     assert run_ensemble([narrow, wide], settings) == {narrow: "succeeded", wide: "succeeded"}
     assert "ensemble" not in _job(factory, narrow).reproducibility
 
 
 def test_a_job_not_queued_is_left_alone(factory, settings):
-    taken = _submit(factory, TINY)
-    other = _submit(factory, _spec(1))
+    taken = submit(factory, TINY)
+    other = submit(factory, _spec(1))
     assert runner.run_job(taken, settings) == "succeeded"
 
     assert run_ensemble([taken, other], settings) == {taken: None, other: "succeeded"}

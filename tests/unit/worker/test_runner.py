@@ -4,50 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
-import pytest
 import torch
 from sqlalchemy import select
 
-import migrations
-from flatlab.settings import Settings
-from sam_core.spec import JobSpec
-from store.db import make_engine, make_session_factory, session_scope
-from store.jobs import create_job
+from store.db import session_scope
 from store.models import Artifact, Job, MetricPoint, utcnow
+from tests.unit.worker.conftest import TINY, submit
 from worker import runner
 from worker.heartbeat import StopSignal
-
-TINY = {
-    "model": {"name": "one_hidden", "width": 4},
-    "data": {"name": "teacher_student", "n_train": 32, "n_test": 32, "dim": 3, "batch_size": 16},
-    "optimizer": {"name": "sam", "rho": 0.05, "base": {"name": "sgd", "lr": 0.05}},
-    "training": {"epochs": 2, "seed": 0, "device": "cpu", "log_every_steps": 1},
-    "measure": {"every_epochs": 1, "num_examples": 32},
-}
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    settings = Settings(home=tmp_path / "home", heartbeat_seconds=0.05, lease_seconds=30)
-    migrations.upgrade(settings.db_url)
-    return settings
-
-
-@pytest.fixture
-def factory(settings: Settings):
-    engine = make_engine(settings.db_url)
-    yield make_session_factory(engine)
-    engine.dispose()
-
-
-def _submit(factory, spec: dict) -> str:
-    with session_scope(factory) as session:
-        job = create_job(
-            session=session, team_id="t", spec=JobSpec.model_validate(spec), max_attempts=3
-        )
-        return job.id
 
 
 def _job(factory, job_id: str) -> Job:
@@ -56,7 +21,7 @@ def _job(factory, job_id: str) -> Job:
 
 
 def test_job_runs_to_succeeded_with_points_checkpoint_and_reproducibility(factory, settings):
-    job_id = _submit(factory, TINY)
+    job_id = submit(factory, TINY)
 
     assert runner.run_job(job_id, settings) == "succeeded"
 
@@ -76,7 +41,7 @@ def test_job_runs_to_succeeded_with_points_checkpoint_and_reproducibility(factor
 
 
 def test_a_job_already_taken_is_not_run_again(factory, settings):
-    job_id = _submit(factory, TINY)
+    job_id = submit(factory, TINY)
     runner.run_job(job_id, settings)
 
     assert runner.run_job(job_id, settings) is None
@@ -86,7 +51,7 @@ def test_a_job_already_taken_is_not_run_again(factory, settings):
 def test_huge_learning_rate_fails_as_diverged(factory, settings):
     spec = {**TINY, "optimizer": {"name": "sgd", "base": {"name": "sgd", "lr": 100.0}}}
     spec["training"] = {**TINY["training"], "epochs": 50}
-    job_id = _submit(factory, spec)
+    job_id = submit(factory, spec)
 
     assert runner.run_job(job_id, settings) == "failed"
 
@@ -97,7 +62,7 @@ def test_huge_learning_rate_fails_as_diverged(factory, settings):
 
 def test_missing_data_file_is_a_user_error_naming_it(factory, settings):
     spec = {**TINY, "data": {"name": "npz", "path": "nowhere.npz"}}
-    job_id = _submit(factory, spec)
+    job_id = submit(factory, spec)
 
     assert runner.run_job(job_id, settings) == "failed"
 
@@ -108,7 +73,7 @@ def test_missing_data_file_is_a_user_error_naming_it(factory, settings):
 
 def test_cancel_request_stops_a_running_job_and_keeps_a_checkpoint(factory, settings):
     spec = {**TINY, "training": {**TINY["training"], "epochs": 5000}}
-    job_id = _submit(factory, spec)
+    job_id = submit(factory, spec)
     threading.Thread(target=_cancel_once_running, args=(factory, job_id), daemon=True).start()
 
     assert runner.run_job(job_id, settings) == "cancelled"
@@ -132,7 +97,7 @@ def _cancel_once_running(factory, job_id: str) -> None:
 
 def test_timeout_fails_the_job_with_reason_timeout(factory, settings):
     spec = {**TINY, "training": {**TINY["training"], "epochs": 5000}, "limits": {"timeout_s": 1}}
-    job_id = _submit(factory, spec)
+    job_id = submit(factory, spec)
 
     assert runner.run_job(job_id, settings) == "failed"
 

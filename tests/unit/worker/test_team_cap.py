@@ -11,7 +11,7 @@ from store.db import make_engine, make_session_factory, session_scope
 from store.jobs import create_job
 from store.leases import claim_job
 from store.models import Job
-from tests.unit.worker.test_runner import TINY
+from tests.unit.worker.conftest import TINY
 from worker import runner
 
 
