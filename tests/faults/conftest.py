@@ -32,7 +32,13 @@ import migrations
 from store.db import make_engine, make_session_factory, session_scope
 from store.models import Job, MetricPoint
 from tests.faults.servers import PrivatePostgres, PrivateRedis
-from tests.integration.conftest import TERMINAL, Process, create_key, running_api
+from tests.integration.conftest import (
+    TERMINAL,
+    Process,
+    create_key,
+    running_api,
+    stack_environment,
+)
 from tests.integration.specs import TINY, spec
 
 # Long enough to be caught mid-run (a few seconds in a worker), checkpointed every epoch.
@@ -68,20 +74,15 @@ def fault_env(
 ) -> dict[str, str]:
     database_url = postgres.create_database("flatlab")
     migrations.upgrade(database_url)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLATLAB_")}
-    env.update(
-        FLATLAB_HOME=str(tmp_path_factory.mktemp("flatlab-home")),
-        FLATLAB_DATABASE_URL=database_url,
-        FLATLAB_BROKER_URL=broker.url,
-        FLATLAB_AUTH_REQUIRED="true",
-        FLATLAB_LEASE_SECONDS="3",
-        FLATLAB_HEARTBEAT_SECONDS="0.5",
-        FLATLAB_RECONCILE_SECONDS="1",
-        FLATLAB_MAX_ATTEMPTS="3",
-        OMP_NUM_THREADS="1",
-        PYTHONUNBUFFERED="1",
+    home = tmp_path_factory.mktemp("flatlab-home")
+    return stack_environment(
+        home,
+        database_url,
+        broker.url,
+        LEASE_SECONDS="3",
+        RECONCILE_SECONDS="1",
+        MAX_ATTEMPTS="3",
     )
-    return env
 
 
 @pytest.fixture(scope="session")

@@ -103,18 +103,28 @@ def stack_env(
     database_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
     home = tmp_path_factory.mktemp("flatlab-home")
+    return stack_environment(home, database_url, broker_url, LEASE_SECONDS="20")
+
+
+def stack_environment(home: Path, database_url: str, broker_url: str, **flatlab: str) -> dict:
+    """This process's environment for a stack's processes: our FLATLAB_* settings only.
+
+    `flatlab` overrides or adds settings by name without the prefix
+    (`LEASE_SECONDS="3"`).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLATLAB_")}
-    env.update(
-        FLATLAB_HOME=str(home),
-        FLATLAB_DATABASE_URL=database_url,
-        FLATLAB_BROKER_URL=broker_url,
-        FLATLAB_AUTH_REQUIRED="true",
-        FLATLAB_HEARTBEAT_SECONDS="0.5",
-        FLATLAB_LEASE_SECONDS="20",
-        FLATLAB_RECONCILE_SECONDS="2",
-        OMP_NUM_THREADS="1",
-        PYTHONUNBUFFERED="1",
-    )
+    settings = {
+        "HOME": str(home),
+        "DATABASE_URL": database_url,
+        "BROKER_URL": broker_url,
+        "AUTH_REQUIRED": "true",
+        "HEARTBEAT_SECONDS": "0.5",
+        "LEASE_SECONDS": "20",
+        "RECONCILE_SECONDS": "2",
+        **flatlab,
+    }
+    env.update({f"FLATLAB_{k}": v for k, v in settings.items()})
+    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return env
 
 
