@@ -121,38 +121,48 @@ def query_rows(*, session: Session, query: ResultsQuery) -> tuple[list[dict[str,
 def query_groups(*, session: Session, query: ResultsQuery) -> list[dict[str, Any]]:
     """Per group of `group_by` values: job count and count/mean/std/min/max of each metric.
 
-    Everything but the t quantile of the interval is computed by the database;
-    SQLite has no stddev, so it returns the sum of squares and std follows here.
+    Everything but the t quantile of the interval is computed by the database,
+    the same way on both backends. The sample std is a corrected two-pass one
+    (Chan, Golub & LeVeque 1983, eq. 1.7): a window gives each row its group's
+    mean m, then Σ(x − m)² − (Σ(x − m))²/n over the group. The textbook
+    Σx² − n·m² loses every digit when the spread is small next to the values
+    (five values near 86400.12 with a spread of 5e-4 gave a std of 0).
     """
     dialect = _dialect(session)
     keys = [_group_value(dialect, f).label(f"k{i}") for i, f in enumerate(query.group_by)]
+    values = [
+        _json_number(dialect, Job.summary, (metric,)).label(f"x{j}")
+        for j, metric in enumerate(query.metrics)
+    ]
+    window = {"partition_by": keys} if keys else {}
+    means = [func.avg(x).over(**window).label(f"m{j}") for j, x in enumerate(values)]
+    rows = select(*keys, *values, *means).where(*_where(dialect, query)).subquery()
+    group_keys = [rows.c[f"k{i}"] for i in range(len(keys))]
     aggregates: list[Any] = [func.count().label("jobs")]
-    for metric in query.metrics:
-        x = _json_number(dialect, Job.summary, (metric,))
-        spread = func.stddev_samp(x) if dialect == "postgresql" else func.sum(x * x)
-        aggregates += [func.count(x), func.avg(x), spread, func.min(x), func.max(x)]
-    stmt = select(*keys, *aggregates).where(*_where(dialect, query))
-    stmt = stmt.group_by(*keys).order_by(*keys)
+    for j in range(len(query.metrics)):
+        x, m = rows.c[f"x{j}"], rows.c[f"m{j}"]
+        aggregates += [func.count(x), func.avg(x), func.sum((x - m) * (x - m)), func.sum(x - m)]
+        aggregates += [func.min(x), func.max(x)]
+    stmt = select(*group_keys, *aggregates).group_by(*group_keys).order_by(*group_keys)
     groups = []
     for row in session.execute(stmt):
         key = {_name(f): _decode(dialect, row[i]) for i, f in enumerate(query.group_by)}
         at = len(keys) + 1
         metrics = {}
         for j, metric in enumerate(query.metrics):
-            n, mean, spread, low, high = row[at + 5 * j : at + 5 * j + 5]
-            std = _std(dialect, int(n), mean, spread)
+            n, mean, squares, residual, low, high = row[at + 6 * j : at + 6 * j + 6]
+            std = _std(int(n), squares, residual)
             metrics[metric] = {"n": int(n), "mean": _f(mean), "std": std, "min": _f(low)}
             metrics[metric]["max"] = _f(high)
         groups.append({"key": key, "jobs": int(row[len(keys)]), "metrics": metrics})
     return groups
 
 
-def _std(dialect: str, n: int, mean: Any, spread: Any) -> float | None:
-    if n < 2 or spread is None:
+def _std(n: int, squares: Any, residual: Any) -> float | None:
+    """Sample std (ddof=1) from Σ(x − m)² and Σ(x − m), m the mean as the database summed it."""
+    if n < 2 or squares is None:
         return None
-    if dialect == "postgresql":
-        return float(spread)
-    variance = (float(spread) - n * float(mean) ** 2) / (n - 1)
+    variance = (float(squares) - float(residual) ** 2 / n) / (n - 1)
     return math.sqrt(max(variance, 0.0))
 
 
