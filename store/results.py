@@ -134,8 +134,9 @@ def query_groups(*, session: Session, query: ResultsQuery) -> list[dict[str, Any
         _json_number(dialect, Job.summary, (metric,)).label(f"x{j}")
         for j, metric in enumerate(query.metrics)
     ]
-    window = {"partition_by": keys} if keys else {}
-    means = [func.avg(x).over(**window).label(f"m{j}") for j, x in enumerate(values)]
+    means = [
+        func.avg(x).over(partition_by=keys or None).label(f"m{j}") for j, x in enumerate(values)
+    ]
     rows = select(*keys, *values, *means).where(*_where(dialect, query)).subquery()
     group_keys = [rows.c[f"k{i}"] for i in range(len(keys))]
     aggregates: list[Any] = [func.count().label("jobs")]
