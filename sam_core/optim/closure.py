@@ -84,7 +84,8 @@ class BatchClosure:
         losses = self._per_example_fn(outputs, y)
         # MSE-like losses are elementwise: average the non-batch dims per example.
         losses = losses.reshape(losses.shape[0], -1).mean(dim=1) if losses.dim() > 1 else losses
-        return outputs, losses.float()
+        # Half-precision losses are averaged in float32; float64 stays float64.
+        return outputs, losses.to(torch.promote_types(losses.dtype, torch.float32))
 
     @staticmethod
     def _reduce(losses: Tensor, weights: Tensor | None) -> Tensor:
