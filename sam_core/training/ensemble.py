@@ -8,7 +8,9 @@ starts from the same weights and draws the same batches, and it does what
 the solo loop does between steps — logging, evaluations and measures, checkpoints,
 the summary — after its slice of the stack is copied back into its model.
 So each member's events, checkpoints and results are those of its solo run,
-up to float rounding (a test holds them within 1e-4). A member can stop, or
+up to float32 rounding (a test bounds it by the step count and width), but for
+its clocks: they are the ensemble's, shared by every member, and its summary
+says so with `ensemble_size` (the comparison leaves such clocks out). A member can stop, or
 diverge, alone: it finishes and leaves the stack, the others go on.
 
 `can_ensemble(specs)` (from `sam_core.spec.ensemble`, torch-free) says whether a
@@ -72,7 +74,7 @@ class Ensemble:
         self.members: list[Trainer] = []
         self.rng_states: list[dict[str, Any]] = []
         for i, spec in enumerate(specs):
-            emit = _member_emitter(on_event, i)
+            emit = _member_emitter(on_event, i, len(specs))
             # One copy of the data for all: the specs' data blocks are equal.
             task = self.members[0].task if self.members else None
             member = Trainer(spec, emit, lambda: False, data_dir=data_dir, task=task)
@@ -302,8 +304,15 @@ def _advance_scheduler(
     scheduler.step()
 
 
-def _member_emitter(on_event: Callable[[int, Event], None], i: int) -> Callable[[Event], None]:
+def _member_emitter(
+    on_event: Callable[[int, Event], None], i: int, size: int
+) -> Callable[[Event], None]:
+    """Member `i`'s events; its summary says `ensemble_size`, since its clocks
+    (train_seconds, measure_seconds, steps_per_second) are the whole ensemble's."""
+
     def emit(event: Event) -> None:
+        if isinstance(event, Finished):
+            event.summary["ensemble_size"] = float(size)
         on_event(i, event)
 
     return emit

@@ -7,10 +7,13 @@ import pytest
 
 from tests.integration.specs import TINY, spec
 from tests.integration.test_benchmarks_api import wait_for_benchmark
+from tests.tolerance import ensemble_tolerance
 
 pytestmark = pytest.mark.integration
 
 BASE = spec(TINY, **{"name": "it-ensemble", "training.epochs": 2})
+# 2 epochs of 4 steps; sums over at most 16 terms (the batch).
+TOLERANCE = ensemble_tolerance(steps=8, width=16)
 BODY = {
     "name": "it-ensemble",
     "base": BASE,
@@ -38,4 +41,7 @@ def test_benchmark_jobs_train_as_one_ensemble_and_equal_their_solo_runs(client, 
         assert "ensemble" not in (solo["reproducibility"] or {})
         for name, value in solo["summary"].items():
             if not name.endswith(("_seconds", "per_second")):  # clocks differ
-                assert job["summary"][name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+                assert job["summary"][name] == pytest.approx(value, rel=TOLERANCE, abs=TOLERANCE), (
+                    name
+                )
+        assert job["summary"]["ensemble_size"] == 4.0  # its clocks are the ensemble's

@@ -11,11 +11,14 @@ from sqlalchemy import select
 
 from store.db import session_scope
 from store.models import Job, MetricPoint, utcnow
+from tests.tolerance import ensemble_tolerance
 from tests.unit.worker.conftest import TINY, submit
 from worker import runner
 from worker.ensemble_runner import run_ensemble
 
 WALL_TIMES = {"train_seconds", "measure_seconds", "steps_per_second", "wall_seconds"}
+# TINY: 2 epochs of 2 steps; sums over at most 16 terms (the batch).
+TOLERANCE = ensemble_tolerance(steps=4, width=16)
 
 
 def _spec(seed: int, **training: Any) -> dict[str, Any]:
@@ -38,12 +41,14 @@ def _assert_same_rows(factory, ensembled: str, solo: str) -> None:
     assert set(mine) == set(theirs) and mine
     for key, value in theirs.items():
         if key[0] not in WALL_TIMES:
-            assert math.isclose(mine[key], value, rel_tol=1e-4, abs_tol=1e-4), key
+            assert math.isclose(mine[key], value, rel_tol=TOLERANCE, abs_tol=TOLERANCE), key
     a, b = _job(factory, ensembled), _job(factory, solo)
     assert (a.status, a.step, a.total_steps) == (b.status, b.step, b.total_steps)
-    assert set(a.summary) == set(b.summary)
+    assert set(a.summary) == set(b.summary) | {"ensemble_size"}
+    assert a.summary["ensemble_size"] == 3.0  # its clocks are the ensemble's
     for name in set(b.summary) - WALL_TIMES:
-        assert math.isclose(a.summary[name], b.summary[name], rel_tol=1e-4, abs_tol=1e-4), name
+        got, want = a.summary[name], b.summary[name]
+        assert math.isclose(got, want, rel_tol=TOLERANCE, abs_tol=TOLERANCE), name
 
 
 def test_each_job_of_an_ensemble_gets_the_rows_and_summary_of_its_solo_run(factory, settings):
