@@ -9,6 +9,14 @@ budget of gradient evaluations and of training seconds, because a SAM step
 costs two gradients (DeepOBS / AlgoPerf compare at equal cost, not epochs).
 Only succeeded runs enter the statistics. No database here: the service
 reads rows and passes `Run`s in, so every number is testable on arrays.
+
+Intervals of a bounded metric (accuracies in [0, 1], `gen_gap_acc` in [−1, 1])
+are t intervals on the logit scale of the mean, mapped back (`interval`): they
+stay inside the bounds and equal the plain t interval where the mean is far
+from them. Fewer than `SMALL_N` values are flagged `small_n`. Seeds trained
+together as one ensemble share one clock (`ensemble_size` > 1 in their summary):
+their cost metrics (`CLOCK_METRICS`) are left out of every statistic and of the
+equal-training-seconds view, and counted as `shared_clock`.
 """
 
 from __future__ import annotations
@@ -30,6 +38,11 @@ GAPS = ("gen_gap_acc", "gen_gap_loss")
 # Catalog measures that are not a sharpness of the minimum.
 NOT_SHARPNESS = ("prediction_error", "loss_landscape_1d", "loss_landscape_2d", "hessian_density")
 BUDGET_METRICS = ("test_acc", "test_loss")
+# Below this many values a 95% t interval rests on a t quantile ≥ 2.78 and on a
+# normality no one can check: the interval is given, and flagged.
+SMALL_N = 5
+# Cost metrics measured by a clock; a seed ensemble's members all read the ensemble's.
+CLOCK_METRICS = ("train_seconds", "measure_seconds", "steps_per_second", "wall_seconds")
 
 
 @dataclass(frozen=True)
@@ -48,20 +61,63 @@ class Run:
         return self.status == "succeeded" and self.summary is not None
 
 
-def describe(values: Sequence[float | None]) -> dict[str, Any]:
-    """n, mean, sample std (ddof=1) and the 95% t interval of the mean; None values skipped."""
+def metric_bounds(name: str) -> tuple[float, float] | None:
+    """The range a metric cannot leave: accuracies [0, 1], `gen_gap_acc` [−1, 1]; else None."""
+    if name == "gen_gap_acc":
+        return (-1.0, 1.0)
+    if re.search(r"(^|_)acc(_|$)", name):
+        return (0.0, 1.0)
+    return None
+
+
+def interval(
+    n: int, mean: float | None, std: float | None, bounds: tuple[float, float] | None = None
+) -> tuple[float | None, float | None]:
+    """The 95% interval of the mean of `n` values with sample std `std`.
+
+    Unbounded: the t interval mean ± t(n−1)·std/√n. Bounded to [lo, hi]: the same
+    t interval for logit(p), p = (mean − lo)/(hi − lo), with the delta-method
+    standard error std/(√n·(hi − lo)·p(1 − p)), mapped back through the logistic
+    function — inside (lo, hi) for every n, close to the t interval when p is far
+    from 0 and 1 (clipping the t interval instead would keep a width the data
+    cannot have on one side). A mean on a bound has std 0: the interval is the point.
+    (None, None) for n < 2.
+    """
+    if n < 2 or mean is None or std is None:
+        return None, None
+    if std == 0.0:
+        return mean, mean
+    quantile = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
+    if bounds is None:
+        half = quantile * std / math.sqrt(n)
+        return mean - half, mean + half
+    lo, hi = bounds
+    p = min(max((mean - lo) / (hi - lo), 0.0), 1.0)
+    if p in (0.0, 1.0):
+        return mean, mean
+    centre = math.log(p / (1 - p))
+    half = quantile * std / (math.sqrt(n) * (hi - lo) * p * (1 - p))
+    return lo + (hi - lo) * _logistic(centre - half), lo + (hi - lo) * _logistic(centre + half)
+
+
+def describe(
+    values: Sequence[float | None], bounds: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """n, mean, sample std (ddof=1), the 95% `interval` of the mean (inside `bounds`
+    when given) and `small_n` (n < SMALL_N); None and non-finite values skipped."""
     data = np.asarray([v for v in values if _finite(v)], dtype=float)
     n = len(data)
-    if n == 0:
-        return {"n": 0, "mean": None, "std": None, "ci_low": None, "ci_high": None}
-    mean = float(data.mean())
-    if n == 1:
-        return {"n": 1, "mean": mean, "std": None, "ci_low": None, "ci_high": None}
-    std = float(data.std(ddof=1))
-    low, high = stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=std / math.sqrt(n))
-    if std == 0.0:
-        low = high = mean
-    return {"n": n, "mean": mean, "std": std, "ci_low": float(low), "ci_high": float(high)}
+    mean = float(data.mean()) if n else None
+    std = float(data.std(ddof=1)) if n >= 2 else None
+    low, high = interval(n, mean, std, bounds)
+    return {
+        "n": n,
+        "mean": mean,
+        "std": std,
+        "ci_low": low,
+        "ci_high": high,
+        "small_n": n < SMALL_N,
+    }
 
 
 def configuration_stats(runs: Iterable[Run]) -> dict[str, dict[str, Any]]:
@@ -74,7 +130,10 @@ def configuration_stats(runs: Iterable[Run]) -> dict[str, dict[str, Any]]:
         out[label] = {
             "runs": len(group),
             "succeeded": len(done),
-            "metrics": {m: describe([_metric(r, m) for r in done]) for m in names},
+            "shared_clock": sum(1 for r in done if _shared_clock(r)),
+            "metrics": {
+                m: describe([_metric(r, m) for r in done], metric_bounds(m)) for m in names
+            },
         }
     return out
 
@@ -178,10 +237,17 @@ def value_at_budget(run: Run, metric: str, budget: str, limit: float) -> float |
 
 
 def equal_budget(runs: Sequence[Run], budget: str) -> dict[str, Any]:
-    """Each configuration's test metrics at B = the smallest total `budget` of any run."""
-    done = [r for r in runs if r.done and _finite(_metric(r, budget))]
+    """Each configuration's test metrics at B = the smallest total `budget` of any run.
+
+    Runs without a comparable `budget` (a clock shared by a seed ensemble) are left
+    out and counted in `left_out`, with their labels.
+    """
+    finished = [r for r in runs if r.done]
+    done = [r for r in finished if _finite(_metric(r, budget))]
+    out = [r for r in finished if r not in done]
+    left_out = {"runs": len(out), "labels": sorted({r.label for r in out})}
     if not done:
-        return {"budget": None, "metrics": {}}
+        return {"budget": None, "metrics": {}, "left_out": left_out}
     limit = min(float(_metric(r, budget)) for r in done)
     by_label = _by_label(done)
     metrics = {}
@@ -189,10 +255,12 @@ def equal_budget(runs: Sequence[Run], budget: str) -> dict[str, Any]:
         if not any(r.series.get(metric) for r in done):
             continue
         metrics[metric] = {
-            label: describe([value_at_budget(r, metric, budget, limit) for r in group])
+            label: describe(
+                [value_at_budget(r, metric, budget, limit) for r in group], metric_bounds(metric)
+            )
             for label, group in by_label.items()
         }
-    return {"budget": limit, "metrics": metrics}
+    return {"budget": limit, "metrics": metrics, "left_out": left_out}
 
 
 def compare(
@@ -223,7 +291,18 @@ def _by_label(runs: Iterable[Run]) -> dict[str, list[Run]]:
 
 
 def _metric(run: Run, name: str) -> Any:
+    """The summary value; None for a clock metric the run shared with its ensemble."""
+    if name in CLOCK_METRICS and _shared_clock(run):
+        return None
     return (run.summary or {}).get(name)
+
+
+def _shared_clock(run: Run) -> bool:
+    return float((run.summary or {}).get("ensemble_size", 1.0)) > 1.0
+
+
+def _logistic(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
 def _finite(value: Any) -> bool:

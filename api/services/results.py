@@ -17,15 +17,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from datetime import datetime
 from typing import Any, NoReturn
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy import stats
 
+from api.services.comparison import interval, metric_bounds
 from sam_core.spec.benchmark import SPEC_SECTIONS
 from store.errors import Unprocessable
 from store.results import COLUMNS, Condition, Field, Filter
@@ -122,15 +121,12 @@ def parse_metrics(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]
 
 
 def add_intervals(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The 95% t interval of each group mean, from the database's n, mean and std."""
+    """The 95% interval of each group mean, from the database's n, mean and std: a t
+    interval, on the logit scale for bounded metrics (`comparison.interval`)."""
     for group in groups:
-        for m in group["metrics"].values():
-            n, mean, std = m["n"], m["mean"], m["std"]
-            half = None
-            if n >= 2 and std is not None:
-                half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-            m["ci_low"] = None if half is None else mean - half
-            m["ci_high"] = None if half is None else mean + half
+        for name, m in group["metrics"].items():
+            low, high = interval(m["n"], m["mean"], m["std"], metric_bounds(name))
+            m["ci_low"], m["ci_high"] = low, high
     return groups
 
 

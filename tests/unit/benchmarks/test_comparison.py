@@ -14,9 +14,11 @@ from api.services.comparison import (
     describe,
     equal_budget,
     flatness_correlations,
+    metric_bounds,
     paired_tests,
     rank,
 )
+from tests.tolerance import float_tolerance
 
 SGD = [0.91, 0.90, 0.93, 0.92, 0.89, 0.94, 0.90]
 SAM = [0.93, 0.91, 0.95, 0.92, 0.92, 0.97, 0.93]
@@ -35,10 +37,11 @@ def test_describe_is_mean_sample_std_and_t_interval():
     n, mean, std = len(SGD), float(np.mean(SGD)), float(np.std(SGD, ddof=1))
     half = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)
     assert got["n"] == n
-    assert got["mean"] == pytest.approx(mean, abs=1e-12)
-    assert got["std"] == pytest.approx(std, abs=1e-12)
-    assert got["ci_low"] == pytest.approx(mean - half, abs=1e-12)
-    assert got["ci_high"] == pytest.approx(mean + half, abs=1e-12)
+    tol = float_tolerance(ops=2 * n)  # a mean, then a sum of squares, of n values
+    assert got["mean"] == pytest.approx(mean, rel=tol)
+    assert got["std"] == pytest.approx(std, rel=tol)
+    assert got["ci_low"] == pytest.approx(mean - half, rel=tol)
+    assert got["ci_high"] == pytest.approx(mean + half, rel=tol)
 
 
 def test_describe_of_one_run_has_no_spread_and_skips_missing_values():
@@ -48,6 +51,7 @@ def test_describe_of_one_run_has_no_spread_and_skips_missing_values():
         "std": None,
         "ci_low": None,
         "ci_high": None,
+        "small_n": True,
     }
 
 
@@ -137,3 +141,75 @@ def test_equal_train_seconds_assumes_steady_step_time():
     result = equal_budget(runs, "train_seconds")
     assert result["budget"] == 100.0
     assert result["metrics"]["test_acc"]["sam"]["mean"] == 0.3  # 100 s is step 33: eval at 30
+
+
+# --- bounded metrics, small n, shared clocks ----------------------------------------------
+
+
+def test_an_accuracy_interval_stays_inside_zero_one_at_n_2():
+    # n = 2 near the top: the plain t interval reached 1.127.
+    accs = [0.93, 0.995]
+    got = describe(accs, metric_bounds("final_test_acc"))
+    n, mean, std = 2, float(np.mean(accs)), float(np.std(accs, ddof=1))
+    assert mean + stats.t.ppf(0.975, n - 1) * std / math.sqrt(n) > 1.0  # what was shown
+    assert 0.0 < got["ci_low"] < mean < got["ci_high"] < 1.0
+    assert got["small_n"] is True
+
+
+def test_the_bounded_interval_is_the_t_interval_of_the_logit_mapped_back():
+    got = describe(SAM, (0.0, 1.0))
+    n, mean, std = len(SAM), float(np.mean(SAM)), float(np.std(SAM, ddof=1))
+    half = stats.t.ppf(0.975, n - 1) * std / (math.sqrt(n) * mean * (1 - mean))
+    logit = math.log(mean / (1 - mean))
+    tol = float_tolerance(ops=2 * n)
+    assert got["ci_low"] == pytest.approx(1 / (1 + math.exp(-(logit - half))), rel=tol)
+    assert got["ci_high"] == pytest.approx(1 / (1 + math.exp(-(logit + half))), rel=tol)
+    assert got["small_n"] is False
+
+
+def test_a_generalization_gap_in_accuracy_is_bounded_by_minus_one_and_one():
+    assert metric_bounds("gen_gap_acc") == (-1.0, 1.0)
+    assert metric_bounds("best_test_acc") == (0.0, 1.0)
+    assert metric_bounds("final_test_loss") is None
+    got = describe([-0.99, -0.90], metric_bounds("gen_gap_acc"))
+    assert -1.0 < got["ci_low"] < got["ci_high"] < 1.0
+
+
+def _ensemble(label: str, seconds: float, accs: list[float]) -> list[Run]:
+    """Seeds trained as one ensemble: every member reads the ensemble's one clock."""
+    return [
+        Run(f"{label}{seed}", label, seed, "succeeded", {
+            "final_test_acc": acc, "train_seconds": seconds, "ensemble_size": float(len(accs))
+        })
+        for seed, acc in enumerate(accs)
+    ]  # fmt: skip
+
+
+def test_a_clock_shared_by_an_ensemble_enters_no_statistic():
+    runs = _ensemble("sgd", 40.0, SGD) + _ensemble("sam", 75.0, SAM)
+    result = compare(runs, baseline="sgd", metric="final_test_acc")
+    sam = result["configurations"]["sam"]
+    assert sam["shared_clock"] == len(SAM)
+    # Was: train s 75.0 ± 0.0 and a paired p-value of 0.000 from seven copies of one clock.
+    assert sam["metrics"]["train_seconds"]["n"] == 0
+    paired = result["paired_tests"]["sam"]["train_seconds"]
+    assert (paired["n_pairs"], paired["p_value"]) == (0, None)
+    assert result["paired_tests"]["sam"]["final_test_acc"]["n_pairs"] == len(SAM)
+    equal = result["equal_train_seconds"]
+    assert equal["budget"] is None
+    assert equal["left_out"] == {"runs": len(SGD) + len(SAM), "labels": ["sam", "sgd"]}
+
+
+def test_equal_train_seconds_leaves_ensemble_members_out_of_a_mixed_grid():
+    accs = [i / 10 for i in range(1, 11)]
+    solo = [run_with_curve("sgd", seed, 1.0, accs) for seed in range(2)]
+    shared = run_with_curve("sam", 0, 2.0, accs)
+    shared = Run(
+        "e", "sam", 0, "succeeded", {**shared.summary, "ensemble_size": 4.0}, shared.series
+    )
+    result = equal_budget([*solo, shared], "train_seconds")
+    assert result["budget"] == 100.0
+    assert set(result["metrics"]["test_acc"]) == {"sgd"}  # no n = 0 row for "sam"
+    assert result["left_out"] == {"runs": 1, "labels": ["sam"]}
+    sgd = result["metrics"]["test_acc"]["sgd"]
+    assert 0.0 <= sgd["ci_low"] <= sgd["ci_high"] <= 1.0
