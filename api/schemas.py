@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from sam_core.spec import JobSpec
 from store.models import Artifact, Job, MetricPoint
@@ -34,6 +34,14 @@ class Progress(BaseModel):
     epoch: float
     fraction: float
     total_steps: int | None
+
+    @model_validator(mode="after")
+    def _fraction_of_the_steps(self) -> Progress:
+        """`fraction` is step / total_steps: the stored column is written by progress
+        events only, so after a checkpoint or a resume it lagged `step`."""
+        if self.total_steps:
+            self.fraction = min(self.step / self.total_steps, 1.0)
+        return self
 
 
 class Timings(BaseModel):

@@ -50,6 +50,7 @@ class Recorder:
         self.points: list[tuple[str, int, float, float]] = []
         self.last_flush = self.last_progress = time.monotonic()
         self.step = 0
+        self.total_steps = 0
         self.device = "cpu"
 
     def __call__(self, event: Event) -> None:
@@ -80,10 +81,12 @@ class Recorder:
         self.device = event.device
         self.step = event.start_step
         block = {**self.reproducibility, "device": event.device, "num_params": event.num_params}
+        self.total_steps = event.total_steps
         self._set(
             reproducibility=block,
             total_steps=event.total_steps,
             step=event.start_step,
+            fraction=self._fraction(event.start_step),
         )
 
     def _metrics(self, event: Metrics) -> None:
@@ -117,7 +120,12 @@ class Recorder:
     def _checkpoint(self, event: Checkpoint) -> None:
         self.flush()
         path = self._write(CHECKPOINT_NAME, lambda tmp: torch.save(event.state, tmp))
-        self._set(checkpoint_path=self._relative(path), step=event.step, epoch=event.epoch)
+        self._set(
+            checkpoint_path=self._relative(path),
+            step=event.step,
+            epoch=event.epoch,
+            fraction=self._fraction(event.step),
+        )
         self._artifact(CHECKPOINT_NAME, "checkpoint", path, event.step)
 
     def _save_extra(self, name: str, step: int, value: Any) -> None:
@@ -162,6 +170,10 @@ class Recorder:
             ),
             what="updating the job",
         )
+
+    def _fraction(self, step: int) -> float:
+        """step / total_steps, so the column never lags the step written beside it."""
+        return step / self.total_steps if self.total_steps else 0.0
 
     def _due(self) -> bool:
         return (

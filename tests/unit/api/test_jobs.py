@@ -84,6 +84,14 @@ def test_get_job_shows_progress_timings_and_spec(client: TestClient, app: FastAP
     assert job["spec"]["optimizer"]["rho"] == 0.05 and job["attempts"] == 0
 
 
+def test_progress_fraction_is_step_over_total_steps(client: TestClient, app: FastAPI) -> None:
+    # A checkpoint at the end of epoch 2 of 11 wrote step 44; the last progress write said 0.09.
+    job_id = client.post("/v1/jobs", json=spec()).json()["id"]
+    _set(app, job_id, status="running", step=44, epoch=2.0, fraction=0.09, total_steps=242)
+    progress = client.get(f"/v1/jobs/{job_id}").json()["progress"]
+    assert progress["fraction"] == 44 / 242
+
+
 def test_unknown_job_is_404_problem(client: TestClient) -> None:
     for path in ("", "/metrics", "/events", "/artifacts", "/cancel"):
         method = client.post if path == "/cancel" else client.get
