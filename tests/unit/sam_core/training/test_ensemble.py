@@ -15,8 +15,9 @@ from sam_core.training.events import Checkpoint, Event, Finished, Metrics, Progr
 from tests.tolerance import ensemble_tolerance
 from tests.unit.sam_core.training.specs import Recorder, _merge, digits_spec, run
 
-# The longest compared run takes 24 steps (6 epochs of 4); sums run over at most 32 terms.
-TOLERANCE = ensemble_tolerance(steps=24, width=32)
+# The largest compared run is the digits MLP: 44 steps, sums over at most 64 terms (the
+# batch and the 64 input features); the teacher runs take at most 24 steps over 32 terms.
+TOLERANCE = ensemble_tolerance(steps=44, width=64)
 WALL_TIMES = {"train_seconds", "measure_seconds", "steps_per_second"}
 
 
@@ -104,9 +105,8 @@ def assert_same_event(a: Event, b: Event) -> None:
     else:
         assert isinstance(a, Finished) and isinstance(b, Finished)
         assert (a.status, a.step, a.message) == (b.status, b.step, b.message)
-        # The member's clocks are its ensemble's, and its summary says so.
-        assert set(b.summary) == set(a.summary) | {"ensemble_size"}
-        assert b.summary["ensemble_size"] >= 1.0
+        # A member's summary adds `ensemble_size`: its clocks are its ensemble's.
+        assert set(b.summary) - {"ensemble_size"} == set(a.summary)
         for name in set(a.summary) - WALL_TIMES:
             assert_close(a.summary[name], b.summary[name], f"summary {name}")
 
