@@ -9,6 +9,7 @@ and SIGTERM (the worker is shutting down: checkpoint and give the job back).
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -26,11 +27,20 @@ StopReason = Literal["cancel", "lost", "timeout", "shutdown"]
 log = logging.getLogger(__name__)
 
 
-class StopSignal:
-    """`should_stop` for the trainer; `reason` says why once it is true."""
+def job_timeout(spec_timeout_s: int | None, default_s: int | None) -> float | None:
+    """A job's wall-clock limit: its `limits.timeout_s`, else the deployment's
+    `FLATLAB_JOB_TIMEOUT_SECONDS`; None (no limit) when neither is set."""
+    return float(spec_timeout_s) if spec_timeout_s is not None else default_s
 
-    def __init__(self, timeout_s: float) -> None:
-        self.deadline = time.monotonic() + timeout_s
+
+class StopSignal:
+    """`should_stop` for the trainer; `reason` says why once it is true.
+
+    `timeout_s` is the wall-clock limit from now (None: no limit).
+    """
+
+    def __init__(self, timeout_s: float | None) -> None:
+        self.deadline = math.inf if timeout_s is None else time.monotonic() + timeout_s
         self.reason: StopReason | None = None
         self._lock = threading.Lock()
 
