@@ -53,7 +53,10 @@ _shutting_down = False
 
 
 def shutting_down() -> bool:
-    return _shutting_down
+    """Whether this worker is stopping: its parent began a shutdown, or this child got SIGTERM."""
+    from worker.heartbeat import terminated
+
+    return _shutting_down or terminated()
 
 
 _registration: WorkerRegistration | None = None
@@ -77,11 +80,16 @@ def _register(sender: Any = None, **_: Any) -> None:
 
 @signals.worker_process_init.connect
 def _forget_parent_connections(**_: Any) -> None:
-    """A forked child must not use or close the parent's database connections."""
+    """A forked child must not use or close the parent's database connections.
+
+    It also remembers SIGTERM rather than dying of it (`remember_sigterm`).
+    """
     from worker import reconciler, registry
+    from worker.heartbeat import remember_sigterm
 
     reconciler.forget_parent_engine()
     registry.forget_parent_engine()
+    remember_sigterm()
 
 
 @signals.worker_shutting_down.connect

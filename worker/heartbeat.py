@@ -100,6 +100,27 @@ class Heartbeat(threading.Thread):
         self.join(timeout=self.interval + 5)
 
 
+# Set once this process got SIGTERM (a pool child: from `remember_sigterm`'s handler).
+_terminated = threading.Event()
+
+
+def terminated() -> bool:
+    """Whether this process was asked to stop (SIGTERM) since it started."""
+    return _terminated.is_set()
+
+
+def remember_sigterm() -> None:
+    """In a pool child, at start: SIGTERM is remembered, not fatal.
+
+    The child then finishes what it is doing and starts no job (the task asks
+    `terminated()`), and a job whose run begins afterwards stops at its first
+    step and goes back to the queue. So `flatlab down` while a child is still
+    importing torch for a job ends cleanly, instead of killing the child
+    (which Celery logs as an error) and leaving the job to the reconciler.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, frame: _terminated.set())
+
+
 @contextmanager
 def sigterm_stops(stop: StopSignal) -> Iterator[None]:
     """While a run lasts, SIGTERM means: stop at the next step, checkpoint, re-queue.
@@ -117,11 +138,15 @@ def sigterm_stops(stop: StopSignal) -> Iterator[None]:
 
     def handle(signum: int, frame: Any) -> None:
         log.warning("SIGTERM: checkpointing and re-queueing the running job")
+        _terminated.set()
         stop.set("shutdown")
         if chain and callable(previous):
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, handle)
+    if _terminated.is_set():  # it came before the run: stop at the first step
+        log.warning("SIGTERM came before the run: checkpointing and re-queueing the job")
+        stop.set("shutdown")
     try:
         yield
     finally:

@@ -1,7 +1,9 @@
-"""A job's wall-clock limit comes from its spec or the deployment; a worker keeps its own row."""
+"""Job timeouts (spec or deployment), a worker's own row, and a SIGTERM that comes early."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from sqlalchemy import select
@@ -13,8 +15,8 @@ from store.db import session_scope
 from store.models import Job, Worker
 from store.workers import live_queues
 from tests.unit.worker.conftest import TINY, submit
-from worker import runner
-from worker.heartbeat import job_timeout
+from worker import heartbeat, runner
+from worker.heartbeat import StopSignal, job_timeout
 from worker.registry import WorkerRegistration, visible_devices
 
 LONG = {**TINY, "training": {**TINY["training"], "epochs": 5000}}
@@ -74,3 +76,18 @@ def test_a_worker_registers_its_queues_refreshes_its_row_and_removes_it_on_close
     registration.close()
     with session_scope(factory) as session:
         assert session.scalars(select(Worker)).all() == []
+
+
+def test_a_sigterm_before_the_run_stops_it_at_its_first_step() -> None:
+    """A pool child told to stop while it imports torch starts no training (`flatlab down`)."""
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        heartbeat.remember_sigterm()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert heartbeat.terminated(), "remembered, and the process lives on"
+        stop = StopSignal(None)
+        with heartbeat.sigterm_stops(stop):
+            assert stop() and stop.reason == "shutdown"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        heartbeat._terminated.clear()
