@@ -39,7 +39,7 @@ def test_the_deployment_timeout_stops_a_job_whose_spec_sets_none(
         job = session.get(Job, job_id)
         assert job is not None
         assert job.failure_reason == "timeout" and "FLATLAB_JOB_TIMEOUT_SECONDS" in job.error
-        assert 0 < job.step < job.total_steps
+        assert job.total_steps is not None and job.step < job.total_steps
 
 
 def test_visible_devices_come_from_cuda_visible_devices() -> None:
