@@ -73,12 +73,16 @@ class JobPublic(BaseModel):
     summary: dict[str, Any] | None
     failure_reason: str | None
     error: str | None
+    waiting_reason: str | None = Field(
+        None, description="while queued: why it cannot start (no live worker consumes its queue)"
+    )
     reproducibility: dict[str, Any] | None
     spec: dict[str, Any]
 
     @classmethod
-    def from_job(cls, job: Job) -> JobPublic:
+    def from_job(cls, job: Job, waiting_reason: str | None = None) -> JobPublic:
         fields = {k: getattr(job, k) for k in cls.model_fields if hasattr(job, k)}
+        fields["waiting_reason"] = waiting_reason if job.status == "queued" else None
         fields["progress"] = Progress.model_validate(job, from_attributes=True)
         fields["timings"] = Timings.model_validate(job, from_attributes=True)
         return cls.model_validate(fields)
@@ -198,6 +202,22 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
+class QueueHealth(BaseModel):
+    """A broker queue: the live workers that consume it and the jobs waiting in it."""
+
+    workers: list[str] = Field(description="ids of the live workers consuming this queue")
+    queued_jobs: int = Field(description="jobs queued for this queue, all teams")
+    waiting_reason: str | None = Field(
+        description="why its queued jobs cannot start (no live worker), else null"
+    )
+
+
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class Readiness(Health):
+    queues: dict[str, QueueHealth] = Field(
+        description="each queue's live workers (from their heartbeats) and queued jobs"
+    )

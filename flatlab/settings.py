@@ -37,9 +37,17 @@ class Settings(BaseSettings):
     lease_seconds: int = 60
     heartbeat_seconds: float = 5.0
     max_attempts: int = 3
-    auto_queue: Literal["cpu", "gpu"] = Field(
-        "cpu", description="queue of jobs with training.device 'auto'"
+    # `live`: `gpu` while a live worker consumes it, else `cpu` (decided at submission).
+    auto_queue: Literal["live", "cpu", "gpu"] = Field(
+        "live", description="queue of jobs with training.device 'auto'"
     )
+    # A worker whose row was not refreshed for this long counts as gone.
+    worker_stale_seconds: float = Field(30.0, gt=0)
+    # Wall-clock limit of a job whose spec sets no `limits.timeout_s`; None: no limit.
+    job_timeout_seconds: int | None = Field(None, ge=1)
+    # Refuse at submission a job whose data files are not in `datasets_dir` (turn off
+    # where the API cannot see the workers' data folder).
+    check_data_on_submit: bool = True
     reconcile_seconds: float = 15.0
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -207,3 +207,11 @@ def count_jobs_by_status(*, session: Session) -> dict[str, int]:
     counts = dict.fromkeys(JOB_STATUSES, 0)
     counts.update({status: n for status, n in rows})
     return counts
+
+
+def count_queued_by_queue(*, session: Session) -> dict[str, int]:
+    """Queued jobs per broker queue, all teams."""
+    rows = session.execute(
+        select(Job.queue, func.count()).where(Job.status == "queued").group_by(Job.queue)
+    )
+    return {queue: n for queue, n in rows}

@@ -210,3 +210,21 @@ class Dataset(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     shapes: Mapped[dict[str, Any]] = mapped_column(JsonType)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Worker(Base):
+    """A live worker process: what it consumes, stamped by the database's clock.
+
+    `last_seen` is set to the database's `now()` at every heartbeat, so liveness
+    never depends on the clocks of the worker or API machines.
+    """
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # the Celery node name
+    hostname: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[list[Any]] = mapped_column(JsonType)
+    devices: Mapped[list[Any]] = mapped_column(JsonType)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))

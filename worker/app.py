@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 from typing import Any
 
 from billiard import process as billiard_process
@@ -22,6 +21,7 @@ from kombu import Queue
 
 from flatlab.broker import RUN_JOB_TASK, make_celery
 from flatlab.settings import Settings, get_settings
+from worker.registry import WorkerRegistration, start_registration
 
 QUEUES = ("gpu", "cpu")
 
@@ -53,7 +53,13 @@ _shutting_down = False
 
 
 def shutting_down() -> bool:
-    return _shutting_down
+    """Whether this worker is stopping: its parent began a shutdown, or this child got SIGTERM."""
+    from worker.heartbeat import terminated
+
+    return _shutting_down or terminated()
+
+
+_registration: WorkerRegistration | None = None
 
 
 @signals.worker_ready.connect
@@ -63,21 +69,43 @@ def _start_reconciler(sender: Any = None, **_: Any) -> None:
     start_reconciler(get_settings(), app)
 
 
+@signals.worker_ready.connect
+def _register(sender: Any = None, **_: Any) -> None:
+    """Make this worker and its queues known, so the API can tell a job that nobody waits."""
+    global _registration
+    queues = list(app.amqp.queues.consume_from or QUEUES)
+    hostname = getattr(sender, "hostname", None) or f"worker-{os.getpid()}"
+    _registration = start_registration(get_settings(), hostname, queues)
+
+
 @signals.worker_process_init.connect
 def _forget_parent_connections(**_: Any) -> None:
-    """A forked child must not use or close the parent's database connections."""
-    from worker.reconciler import forget_parent_engine
+    """A forked child must not use or close the parent's database connections.
 
-    forget_parent_engine()
+    It also remembers SIGTERM rather than dying of it (`remember_sigterm`).
+    """
+    from worker import reconciler, registry
+    from worker.heartbeat import remember_sigterm
+
+    reconciler.forget_parent_engine()
+    registry.forget_parent_engine()
+    remember_sigterm()
 
 
 @signals.worker_shutting_down.connect
 def _ask_children_to_checkpoint(sig: str = "", how: str = "", **_: Any) -> None:
-    """SIGTERM each pool child: its runner checkpoints, re-queues its job and returns."""
+    """SIGTERM each pool child: its runner checkpoints, re-queues its job and returns.
+
+    `terminate_controlled` marks the stop as ours, so the pool does not log an
+    idle child's exit by SIGTERM as an error: a normal stop logs at INFO.
+    """
     global _shutting_down
     _shutting_down = True
+    log.info("shutdown (%s, %s): no new jobs; running jobs checkpoint and go back", sig, how)
+    if _registration is not None:
+        _registration.close()
     for child in billiard_process.active_children():
         if child.pid is not None:
-            log.info("shutdown (%s, %s): asking child %s to checkpoint", sig, how, child.pid)
+            log.info("shutdown: stopping pool child %s (a running job checkpoints)", child.pid)
             with contextlib.suppress(ProcessLookupError):
-                os.kill(child.pid, signal.SIGTERM)
+                child.terminate_controlled()

@@ -26,7 +26,7 @@ from sam_core.training.ensemble import can_ensemble, train_ensemble
 from sam_core.training.events import Event, Finished
 from store.db import make_engine, make_session_factory
 from store.models import Job
-from worker.heartbeat import Heartbeat, StopSignal, sigterm_stops
+from worker.heartbeat import Heartbeat, StopSignal, job_timeout, sigterm_stops
 from worker.outcomes import Outcome, from_exception, from_finished
 from worker.recorder import Recorder
 from worker.reproducibility import reproducibility_block
@@ -99,8 +99,9 @@ class _Ensemble:
         self.jobs = [job for job, _ in members]
         self.specs = [spec for _, spec in members]
         self.factory, self.settings, self.worker_id = factory, settings, worker_id
-        self.stops = [StopSignal(spec.limits.timeout_s) for spec in self.specs]
-        self.shutdown = StopSignal(float("inf"))
+        default = settings.job_timeout_seconds
+        self.stops = [StopSignal(job_timeout(s.limits.timeout_s, default)) for s in self.specs]
+        self.shutdown = StopSignal(None)
         self.recorders = [self._recorder(job, spec) for job, spec in members]
         self.finished: list[Finished | None] = [None] * len(members)
 

@@ -9,6 +9,7 @@ and SIGTERM (the worker is shutting down: checkpoint and give the job back).
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -26,11 +27,20 @@ StopReason = Literal["cancel", "lost", "timeout", "shutdown"]
 log = logging.getLogger(__name__)
 
 
-class StopSignal:
-    """`should_stop` for the trainer; `reason` says why once it is true."""
+def job_timeout(spec_timeout_s: int | None, default_s: int | None) -> float | None:
+    """A job's wall-clock limit: its `limits.timeout_s`, else the deployment's
+    `FLATLAB_JOB_TIMEOUT_SECONDS`; None (no limit) when neither is set."""
+    return float(spec_timeout_s) if spec_timeout_s is not None else default_s
 
-    def __init__(self, timeout_s: float) -> None:
-        self.deadline = time.monotonic() + timeout_s
+
+class StopSignal:
+    """`should_stop` for the trainer; `reason` says why once it is true.
+
+    `timeout_s` is the wall-clock limit from now (None: no limit).
+    """
+
+    def __init__(self, timeout_s: float | None) -> None:
+        self.deadline = math.inf if timeout_s is None else time.monotonic() + timeout_s
         self.reason: StopReason | None = None
         self._lock = threading.Lock()
 
@@ -90,6 +100,27 @@ class Heartbeat(threading.Thread):
         self.join(timeout=self.interval + 5)
 
 
+# Set once this process got SIGTERM (a pool child: from `remember_sigterm`'s handler).
+_terminated = threading.Event()
+
+
+def terminated() -> bool:
+    """Whether this process was asked to stop (SIGTERM) since it started."""
+    return _terminated.is_set()
+
+
+def remember_sigterm() -> None:
+    """In a pool child, at start: SIGTERM is remembered, not fatal.
+
+    The child then finishes what it is doing and starts no job (the task asks
+    `terminated()`), and a job whose run begins afterwards stops at its first
+    step and goes back to the queue. So `flatlab down` while a child is still
+    importing torch for a job ends cleanly, instead of killing the child
+    (which Celery logs as an error) and leaving the job to the reconciler.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, frame: _terminated.set())
+
+
 @contextmanager
 def sigterm_stops(stop: StopSignal) -> Iterator[None]:
     """While a run lasts, SIGTERM means: stop at the next step, checkpoint, re-queue.
@@ -107,11 +138,15 @@ def sigterm_stops(stop: StopSignal) -> Iterator[None]:
 
     def handle(signum: int, frame: Any) -> None:
         log.warning("SIGTERM: checkpointing and re-queueing the running job")
+        _terminated.set()
         stop.set("shutdown")
         if chain and callable(previous):
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, handle)
+    if _terminated.is_set():  # it came before the run: stop at the first step
+        log.warning("SIGTERM came before the run: checkpointing and re-queueing the job")
+        stop.set("shutdown")
     try:
         yield
     finally:

@@ -47,9 +47,15 @@ def _stopped(step: int, reason: str | None, spec: JobSpec, summary: dict[str, An
         return Outcome("cancelled", "cancelled", f"cancelled by request at step {step}", summary)
     if reason == "timeout":
         limit = spec.limits.timeout_s
+        which = (
+            f"limits.timeout_s = {limit} s"
+            if limit is not None
+            else "the deployment's FLATLAB_JOB_TIMEOUT_SECONDS (the spec sets no limits.timeout_s)"
+        )
         message = (
-            f"stopped at step {step}: the run reached limits.timeout_s = {limit} s. "
-            "Raise limits.timeout_s, or shorten training.epochs / measure.every_epochs"
+            f"stopped at step {step}: the run reached its wall-clock limit, {which}. "
+            "Raise limits.timeout_s, or shorten training.epochs, or evaluate and measure less "
+            "often (evaluate.every_epochs, measure.every_epochs)"
         )
         return Outcome("failed", "timeout", message, summary)
     if reason == "shutdown":

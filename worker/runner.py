@@ -36,7 +36,7 @@ from store.leases import (
     touch_enqueued,
 )
 from store.models import Job
-from worker.heartbeat import Heartbeat, StopSignal, sigterm_stops
+from worker.heartbeat import Heartbeat, StopSignal, job_timeout, sigterm_stops
 from worker.outcomes import Outcome, from_exception, from_finished
 from worker.recorder import Recorder
 from worker.reproducibility import reproducibility_block
@@ -107,7 +107,9 @@ class _JobRun:
 
     def execute(self) -> str | None:
         started = time.monotonic()
-        stop = StopSignal(self.spec.limits.timeout_s)
+        stop = StopSignal(
+            job_timeout(self.spec.limits.timeout_s, self.settings.job_timeout_seconds)
+        )
         recorder = self._recorder()
         heartbeat = Heartbeat(
             self.factory,

@@ -18,20 +18,30 @@ log = logging.getLogger(__name__)
 
 @app.task(name=RUN_JOB_TASK, ignore_result=True, acks_late=True)
 def run_job(job_id: str) -> None:
-    if shutting_down():
-        log.info("job %s: not started, this worker is shutting down", job_id)
+    if _not_starting(f"job {job_id}"):
         return
     from worker.runner import run_job as run
 
+    if _not_starting(f"job {job_id}"):  # SIGTERM while importing torch
+        return
     run(job_id, get_settings())
 
 
 # Enqueued with a list of job ids that `can_ensemble` accepts (a benchmark's seeds).
 @app.task(name=RUN_ENSEMBLE_TASK, ignore_result=True, acks_late=True)
 def run_ensemble(job_ids: list[str]) -> None:
-    if shutting_down():
-        log.info("jobs %s: not started, this worker is shutting down", job_ids)
+    if _not_starting(f"jobs {job_ids}"):
         return
     from worker.ensemble_runner import run_ensemble as run
 
+    if _not_starting(f"jobs {job_ids}"):
+        return
     run(job_ids, get_settings())
+
+
+def _not_starting(what: str) -> bool:
+    """True (and says so) when this worker is stopping: the job stays queued for another."""
+    if shutting_down():
+        log.info("%s: not started, this worker is shutting down", what)
+        return True
+    return False

@@ -1,4 +1,10 @@
-"""/healthz (the process answers), /readyz (database and broker reachable), /metrics."""
+"""/healthz (the process answers), /readyz (database and broker reachable, queues), /metrics.
+
+`/readyz` also lists each queue with its live workers (from the `workers`
+table their heartbeats keep fresh) and its queued jobs: a queue with jobs
+and no worker is where jobs wait for good. It stays 200 then (the API is
+ready), and names the queue in `waiting_reason`.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,11 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from api.schemas import Health
+from api.schemas import Health, QueueHealth, Readiness
 from store.db import session_scope
 from store.errors import Unavailable
-from store.jobs import count_jobs_by_status
+from store.jobs import count_jobs_by_status, count_queued_by_queue
+from store.workers import live_queues, waiting_reason
 
 router = APIRouter(tags=["health"])
 
@@ -20,14 +27,29 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"description": "not ready"}})
-def readyz(request: Request) -> Health:
+@router.get("/readyz", response_model=Readiness, responses={503: {"description": "not ready"}})
+def readyz(request: Request) -> Readiness:
     """Readiness: the database answers a query and the broker accepts a connection."""
     checks = {"database": _check_database(request), "broker": _check_broker(request)}
     down = sorted(name for name, result in checks.items() if result != "ok")
     if down:
         raise Unavailable(f"not ready: {' and '.join(down)} unreachable", checks=checks)
-    return Health(status="ready", checks=checks)
+    return Readiness(status="ready", checks=checks, queues=_queues(request))
+
+
+def _queues(request: Request) -> dict[str, QueueHealth]:
+    stale = request.app.state.settings.worker_stale_seconds
+    with session_scope(request.app.state.session_factory) as session:
+        live = live_queues(session=session, stale_seconds=stale)
+        queued = count_queued_by_queue(session=session)
+    return {
+        name: QueueHealth(
+            workers=live.get(name, []),
+            queued_jobs=queued.get(name, 0),
+            waiting_reason=waiting_reason(name, live),
+        )
+        for name in sorted(set(live) | set(queued))
+    }
 
 
 def _check_database(request: Request) -> str:

@@ -22,7 +22,7 @@ from api.schemas import (
     MetricsPublic,
 )
 from api.services.events import job_events
-from api.services.jobs import enqueue_after_commit, submit_job
+from api.services.jobs import enqueue_after_commit, public_jobs, submit_job
 from store.artifacts import get_artifact, list_artifacts
 from store.errors import NotFound
 from store.jobs import JobFilters, get_job, list_jobs, request_cancel
@@ -62,7 +62,7 @@ async def create_job(
         spec=spec,
         idempotency_key=idempotency_key,
     )
-    public = JobPublic.from_job(job)
+    public = await run_in_threadpool(public_jobs, session, settings, [job])
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if created:  # the session dependency commits before this background task runs
         state = request.app.state
@@ -71,12 +71,13 @@ async def create_job(
         )
     else:
         response.headers["Idempotent-Replayed"] = "true"
-    return public
+    return public[0]
 
 
 @router.get("", response_model=JobsPublic)
 def read_jobs(
     session: SessionDep,
+    settings: SettingsDep,
     caller: CallerDep,
     query: Annotated[JobsQuery, Query()],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -90,13 +91,16 @@ def read_jobs(
         limit=limit,
         cursor=cursor,
     )
-    return JobsPublic(items=[JobPublic.from_job(j) for j in jobs], next_cursor=next_cursor)
+    return JobsPublic(items=public_jobs(session, settings, jobs), next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def read_job(job_id: str, session: SessionDep, caller: CallerDep) -> JobPublic:
-    """A job: status, progress, timings, attempts, summary, error, reproducibility, spec."""
-    return JobPublic.from_job(get_job(session=session, job_id=job_id, team_id=caller.team_id))
+def read_job(
+    job_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep
+) -> JobPublic:
+    """A job: status, progress, timings, attempts, summary, error, waiting reason, spec…"""
+    job = get_job(session=session, job_id=job_id, team_id=caller.team_id)
+    return public_jobs(session, settings, [job])[0]
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, status_code=202)

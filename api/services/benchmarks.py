@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.services.comparison import BUDGET_METRICS, Run, compare
 from api.services.datasets import check_dataset_access
-from api.services.jobs import enqueue_group_after_commit
+from api.services.jobs import auto_queue_now, check_data_present, enqueue_group_after_commit
 from flatlab.presets import UnknownPreset, apply_preset
 from flatlab.settings import Settings
 from sam_core.spec import JobSpec
@@ -76,6 +76,8 @@ def submit_benchmark(
     except BenchmarkInvalid as exc:
         raise Unprocessable(str(exc), errors=exc.errors) from None
     check_dataset_access(session=session, team_id=team_id, specs=[p.spec for p in points])
+    check_data_present(settings, [p.spec for p in points])
+    auto_queue = auto_queue_now(session, settings)
     baseline = body.baseline or points[0].label
     benchmark = create_benchmark(
         session=session,
@@ -93,7 +95,7 @@ def submit_benchmark(
         job_id = earlier.pop(point.spec.hash(), None)  # pop: one point per reused job
         reused = job_id is not None
         if job_id is None:
-            job = _create(session, settings, team_id, benchmark.id, point)
+            job = _create(session, settings, team_id, benchmark.id, point, auto_queue)
             created.append(job)
             specs.append(point.spec)
             job_id = job.id
@@ -114,7 +116,12 @@ def _reusable(session: Session, team_id: str, points: list[Point]) -> dict[str, 
 
 
 def _create(
-    session: Session, settings: Settings, team_id: str, benchmark_id: str, point: Point
+    session: Session,
+    settings: Settings,
+    team_id: str,
+    benchmark_id: str,
+    point: Point,
+    auto_queue: str,
 ) -> Job:
     job = create_job(
         session=session,
@@ -122,7 +129,7 @@ def _create(
         spec=point.spec,
         max_attempts=settings.max_attempts,
         benchmark_id=benchmark_id,
-        auto_queue=settings.auto_queue,
+        auto_queue=auto_queue,
     )
     job.label = point.label
     return job

@@ -11,54 +11,20 @@ from __future__ import annotations
 
 import io
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from sam_core.data.files import CIFAR10, CIFAR100, CifarLayout, cifar_folder
 from sam_core.data.task import DataError, TaskData
+
+__all__ = ["CIFAR10", "CIFAR100", "CifarLayout", "CropFlip", "cifar10", "cifar100"]
 
 SIDE = 32
 PAD = 4
 
-
-@dataclass(frozen=True)
-class CifarLayout:
-    title: str
-    folder: str
-    train_files: tuple[str, ...]
-    test_file: str
-    label_key: str
-    num_classes: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    url: str
-
-
-CIFAR10 = CifarLayout(
-    title="CIFAR-10",
-    folder="cifar-10-batches-py",
-    train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
-    test_file="test_batch",
-    label_key="labels",
-    num_classes=10,
-    mean=(0.4914, 0.4822, 0.4465),
-    std=(0.2470, 0.2435, 0.2616),
-    url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-)
-CIFAR100 = CifarLayout(
-    title="CIFAR-100",
-    folder="cifar-100-python",
-    train_files=("train",),
-    test_file="test",
-    label_key="fine_labels",
-    num_classes=100,
-    mean=(0.5071, 0.4865, 0.4409),
-    std=(0.2673, 0.2564, 0.2762),
-    url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-)
 
 # What a CIFAR pickle may name: numpy's array reconstruction (under numpy 1 and
 # 2 module names, pickle protocols 2–5) and harmless builtins.
@@ -116,19 +82,6 @@ def _read_batch(path: Path, layout: CifarLayout) -> tuple[np.ndarray, np.ndarray
     return data, labels
 
 
-def _folder(layout: CifarLayout, data_dir: Path | None) -> Path:
-    how = (
-        f"the python version from the CIFAR site ({layout.url}), untarred; "
-        "set FLATLAB_DATA_DIR to the folder that holds it"
-    )
-    if data_dir is None:
-        raise DataError(f"{layout.title} needs a data folder holding {layout.folder}/: {how}")
-    folder = Path(data_dir) / layout.folder
-    if not folder.is_dir():
-        raise DataError(f"{layout.title} not found: expected {folder} ({how})")
-    return folder
-
-
 def _normalise(data: np.ndarray, layout: CifarLayout) -> torch.Tensor:
     x = torch.from_numpy(data).reshape(-1, 3, SIDE, SIDE).float().div_(255.0)
     mean = torch.tensor(layout.mean).view(1, 3, 1, 1)
@@ -138,7 +91,7 @@ def _normalise(data: np.ndarray, layout: CifarLayout) -> torch.Tensor:
 
 def load_cifar(layout: CifarLayout, params, data_dir: Path | None) -> TaskData:
     """Per-channel normalised (3, 32, 32) images; `n_train` keeps the first n."""
-    folder = _folder(layout, data_dir)
+    folder = cifar_folder(layout, data_dir)
     parts = [_read_batch(folder / name, layout) for name in layout.train_files]
     x_train = np.concatenate([p[0] for p in parts])
     y_train = np.concatenate([p[1] for p in parts])

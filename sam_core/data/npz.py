@@ -8,39 +8,16 @@ Nothing is unpickled: `np.load(allow_pickle=False)` refuses object arrays.
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from sam_core.data.arrays import KEYS, checked_arrays, validate_arrays
+from sam_core.data.files import resolve_data_file
 from sam_core.data.task import DataError, TaskData
 
 __all__ = ["KEYS", "npz", "resolve_data_file", "validate_arrays"]
-
-
-def resolve_data_file(data_dir: Path | None, name: str, *, suffix: str = ".npz") -> Path:
-    """The file `name` strictly inside `data_dir`; `suffix` is added when `name` lacks it.
-
-    Absolute paths, `..` and symlinks that lead out of the folder are refused.
-    """
-    if data_dir is None:
-        raise DataError(f"data set file {name!r} needs a data folder: set FLATLAB_DATA_DIR")
-    parts = PurePosixPath(name).parts + PureWindowsPath(name).parts
-    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or ".." in parts:
-        raise DataError(
-            f"data set path {name!r} must be a file name inside the data folder, "
-            "without '..' or an absolute path"
-        )
-    if not name.endswith(suffix):
-        name += suffix
-    root = Path(data_dir).resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root):
-        raise DataError(f"data set path {name!r} leads outside the data folder {root}")
-    if not path.is_file():
-        raise DataError(f"data set file {name!r} not found in the data folder {root}")
-    return path
 
 
 def npz(params, data_dir: Path | None = None) -> TaskData:

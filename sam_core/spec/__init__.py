@@ -26,7 +26,9 @@ __all__ = [
     "MEASURES",
     "MODELS",
     "RULES",
+    "Cadence",
     "DataSpec",
+    "EvaluateSpec",
     "JobSpec",
     "LimitsSpec",
     "MeasureItem",
@@ -102,8 +104,38 @@ class TrainingSpec(StrictModel):
     checkpoint_every_epochs: int = Field(1, ge=1, le=10_000)
 
 
-class MeasureSpec(StrictModel):
-    every_epochs: int = Field(1, ge=1, le=10_000)
+class Cadence(StrictModel):
+    """How often something runs: every `every_epochs` epochs or every `every_steps` steps.
+
+    One of the two; neither means every epoch. It also runs once at the end.
+    """
+
+    every_epochs: int | None = Field(None, ge=1, le=10_000)
+    every_steps: int | None = Field(None, ge=1, le=100_000_000)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Cadence:
+        if self.every_epochs is not None and self.every_steps is not None:
+            raise ValueError("give every_epochs or every_steps, not both")
+        if self.every_epochs is None and self.every_steps is None:
+            self.every_epochs = 1
+        return self
+
+    def due(self, step: int, steps_per_epoch: int) -> bool:
+        """Whether it runs after optimizer step `step` (counted from 1)."""
+        if self.every_steps is not None:
+            return step % self.every_steps == 0
+        epochs = self.every_epochs or 1
+        return step % steps_per_epoch == 0 and (step // steps_per_epoch) % epochs == 0
+
+
+class EvaluateSpec(Cadence):
+    """When train/test loss and accuracy (and the teacher error) are taken."""
+
+
+class MeasureSpec(Cadence):
+    """When and which sharpness measures run, on which examples."""
+
     sharpness: list[MeasureItem] = Field(default_factory=list, max_length=32)
     num_examples: int = Field(
         2048, ge=1, le=200_000, description="fixed, unaugmented training examples for measures"
@@ -119,7 +151,13 @@ class MeasureSpec(StrictModel):
 
 
 class LimitsSpec(StrictModel):
-    timeout_s: int = Field(3600, ge=1, le=7 * 24 * 3600)
+    timeout_s: int | None = Field(
+        None,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="wall-clock limit of an attempt; unset: the deployment's "
+        "FLATLAB_JOB_TIMEOUT_SECONDS (no limit unless set)",
+    )
 
 
 class JobSpec(BaseModel):
@@ -133,8 +171,22 @@ class JobSpec(BaseModel):
     data: DataSpec
     optimizer: OptimizerSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     measure: MeasureSpec = Field(default_factory=MeasureSpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _evaluate_follows_measure(cls, data: Any) -> Any:
+        """A spec without `evaluate` evaluates on the measures' cadence (as before they split)."""
+        if isinstance(data, dict) and "evaluate" not in data:
+            measure = data.get("measure")
+            if isinstance(measure, dict):
+                keys = ("every_epochs", "every_steps")
+                cadence = {k: measure[k] for k in keys if measure.get(k) is not None}
+                if len(cadence) == 1:  # two are refused at `measure`, not twice
+                    return {**data, "evaluate": cadence}
+        return data
 
     @field_validator("tags")
     @classmethod

@@ -115,23 +115,26 @@ class Ensemble:
                 )
             )
         first = self.members[0]
-        last_checkpoint = last_eval = -1
+        last_checkpoint = last_eval = last_measure = -1
         while self.step < first.total_steps and self.active:
             self.stop_requested()
             if not self.active:
                 break
             losses = self.train_step()
             self.end_diverged(losses)
+            evaluate, measure = first.due(self.step)
+            if (evaluate or measure) and self.active:
+                self.evaluate(evaluate=evaluate, measure=measure)
+                last_eval = self.step if evaluate else last_eval
+                last_measure = self.step if measure else last_measure
             epoch_done = self.step % first.steps_per_epoch == 0
             epoch = self.step // first.steps_per_epoch
-            if epoch_done and epoch % self.spec.measure.every_epochs == 0:
-                self.evaluate()
-                last_eval = self.step
             if epoch_done and epoch % self.spec.training.checkpoint_every_epochs == 0:
                 self.each_active(self.checkpoint)
                 last_checkpoint = self.step
-        if last_eval != self.step and self.active:
-            self.evaluate()
+        evaluate, measure = first.due_at_end(last_eval, last_measure, self.step)
+        if (evaluate or measure) and self.active:
+            self.evaluate(evaluate=evaluate, measure=measure)
         if last_checkpoint != self.step:
             self.each_active(self.checkpoint)
         for position in range(len(self.active)):
@@ -239,31 +242,36 @@ class Ensemble:
         for position in range(len(self.active)):
             action(position)
 
-    def evaluate(self) -> None:
+    def evaluate(self, *, evaluate: bool = True, measure: bool = True) -> None:
         """Every member's losses, accuracies and teacher error at once; measures per member.
 
+        `evaluate` and `measure` say which are due (each has its own cadence).
         Each member's evaluation time is that of the whole evaluation, as its
         training time is that of the whole ensemble's steps.
         """
-        started = time.perf_counter()
-        evaluator = self.members[self.active[0]].evaluator
-        train_loss, train_acc, _ = self.net.evaluate(self.params, evaluator.train_batches)
-        test_loss, test_acc, errors = self.net.evaluate(
-            self.params, evaluator.test_batches, self.task.teacher
-        )
-        seconds = time.perf_counter() - started
+        if evaluate:
+            started = time.perf_counter()
+            evaluator = self.members[self.active[0]].evaluator
+            train_loss, train_acc, _ = self.net.evaluate(self.params, evaluator.train_batches)
+            test_loss, test_acc, errors = self.net.evaluate(
+                self.params, evaluator.test_batches, self.task.teacher
+            )
+            seconds = time.perf_counter() - started
         for position, i in enumerate(self.active):
             member = self.members[i]
-            if member.evaluator.items:  # sharpness measures run on the member's own model
+            if measure and member.evaluator.items:  # measures run on the member's own model
                 self.sync(position)
                 # Measures drawing from the global generators see the solo run's state.
                 set_global_rng_state(self.rng_states[i])
             self.sync_counters(i)
-            member.measure_seconds += seconds
-            train = {"loss": train_loss[position], "accuracy": train_acc[position]}
-            test = {"loss": test_loss[position], "accuracy": test_acc[position]}
-            error = None if errors is None else errors[position]
-            member.run_evaluation(member.evaluator.evaluation(train, test, error))
+            evaluated = None
+            if evaluate:
+                member.measure_seconds += seconds
+                train = {"loss": train_loss[position], "accuracy": train_acc[position]}
+                test = {"loss": test_loss[position], "accuracy": test_acc[position]}
+                error = None if errors is None else errors[position]
+                evaluated = member.evaluator.evaluation(train, test, error)
+            member.run_evaluation(evaluated, evaluate=evaluate, measure=measure)
 
     def checkpoint(self, position: int) -> None:
         i = self.active[position]

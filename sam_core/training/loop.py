@@ -138,7 +138,7 @@ class Trainer:
             )
         )
         self.model.train()
-        last_checkpoint = last_eval = -1
+        last_checkpoint = last_eval = last_measure = -1
         while self.step < self.total_steps:
             if self.should_stop():
                 self.emit_checkpoint()
@@ -146,19 +146,40 @@ class Trainer:
             loss = self.train_step()
             if not math.isfinite(loss):
                 return self.finish("diverged", f"diverged at step {self.step}: loss is {loss}")
+            evaluate, measure = self.due()
+            if evaluate or measure:
+                self.run_evaluation(evaluate=evaluate, measure=measure)
+                last_eval = self.step if evaluate else last_eval
+                last_measure = self.step if measure else last_measure
             epoch_done = self.step % self.steps_per_epoch == 0
             epoch = self.step // self.steps_per_epoch
-            if epoch_done and epoch % self.spec.measure.every_epochs == 0:
-                self.run_evaluation()
-                last_eval = self.step
             if epoch_done and epoch % self.spec.training.checkpoint_every_epochs == 0:
                 self.emit_checkpoint()
                 last_checkpoint = self.step
-        if last_eval != self.step:
-            self.run_evaluation()
+        evaluate, measure = self.due_at_end(last_eval, last_measure)
+        if evaluate or measure:
+            self.run_evaluation(evaluate=evaluate, measure=measure)
         if last_checkpoint != self.step:
             self.emit_checkpoint()
         return self.finish("completed", "")
+
+    def due(self, step: int | None = None) -> tuple[bool, bool]:
+        """Whether the evaluation and the sharpness measures are due after `step` (this one).
+
+        Each has its own cadence (`spec.evaluate`, `spec.measure`): a per-epoch
+        test curve does not force a Hessian every epoch.
+        """
+        step = self.step if step is None else step
+        evaluate = self.spec.evaluate.due(step, self.steps_per_epoch)
+        measure = self.spec.measure.due(step, self.steps_per_epoch)
+        return evaluate, measure and bool(self.evaluator.items)
+
+    def due_at_end(
+        self, last_eval: int, last_measure: int, step: int | None = None
+    ) -> tuple[bool, bool]:
+        """At the end, each runs once more unless it just ran at this step."""
+        step = self.step if step is None else step
+        return last_eval != step, bool(self.evaluator.items) and last_measure != step
 
     def train_step(self) -> float:
         """One optimizer step on the next batch; returns its loss (the first pass's)."""
@@ -189,20 +210,26 @@ class Trainer:
         self.emit(Metrics(self.step, self.epoch, values))
         self.emit_progress()
 
-    def run_evaluation(self, evaluated: Evaluation | None = None) -> None:
-        """Evaluate and measure off the training clock, and report it.
+    def run_evaluation(
+        self, evaluated: Evaluation | None = None, *, evaluate: bool = True, measure: bool = True
+    ) -> None:
+        """Evaluate (losses, accuracies) and/or measure (sharpness) off the training clock.
 
         `evaluated` is the evaluation already taken elsewhere (a seed ensemble takes
         every member's at once); the measures are then the only work left here.
         """
         started = time.perf_counter()
-        if evaluated is not None and not self.evaluator.items:
+        measure = measure and bool(self.evaluator.items)
+        if evaluated is not None and not measure:
             # Nothing left to run, so nothing draws: no need to save the generators.
             result, measured = evaluated, Evaluation()
         else:
             with preserved_global_rng():
-                result = self.evaluator.evaluate(self.model) if evaluated is None else evaluated
-                measured = self.evaluator.measure(self.model)
+                if evaluated is not None:
+                    result = evaluated
+                else:
+                    result = self.evaluator.evaluate(self.model) if evaluate else Evaluation()
+                measured = self.evaluator.measure(self.model) if measure else Evaluation()
         result.values.update(measured.values)
         result.extras.update(measured.extras)
         if self.device.type == "cuda":
@@ -218,9 +245,10 @@ class Trainer:
             self.best["best_test_acc"] = max(
                 self.best.get("best_test_acc", -math.inf), result.values["test_acc"]
             )
-        self.best["best_test_loss"] = min(
-            self.best.get("best_test_loss", math.inf), result.values["test_loss"]
-        )
+        if "test_loss" in result.values:
+            self.best["best_test_loss"] = min(
+                self.best.get("best_test_loss", math.inf), result.values["test_loss"]
+            )
 
     def finish(self, status: Status, message: str) -> Finished:
         finished = Finished(status=status, step=self.step, summary=self.summary(), message=message)

@@ -1,4 +1,7 @@
-"""Private PostgreSQL and Redis servers that a fault test may stop, restart or flush.
+"""Private PostgreSQL and Redis servers that a test may stop, restart or flush.
+
+The integration stack uses `PrivateRedis` as its broker too, so no test ever
+touches a database of the shared Redis.
 
 The shared servers on 5432 and 6379 serve everyone's tests and are never
 touched here. Each server below is a throwaway on a free port with its files
@@ -14,6 +17,7 @@ import glob
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -21,7 +25,12 @@ from pathlib import Path
 
 import redis
 
-from tests.integration.conftest import free_port
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _postgres_bin(name: str) -> str:

@@ -1,8 +1,9 @@
 """The real stack for integration tests: PostgreSQL, Redis, the API and two Celery workers.
 
 Once per session: a fresh PostgreSQL database `flatlab_it_<random>` with the
-migrations applied (dropped at the end), a Redis database number for the
-broker (flushed before and after), the API under uvicorn on a free port and
+migrations applied (dropped at the end), a private `redis-server` on a free
+port for the broker (`tests/faults/servers.py`; the shared Redis is never
+touched), the API under uvicorn on a free port and
 two `flatlab worker` processes (prefork, one job at a time, a fresh child per
 job), each a subprocess with its own process group so teardown kills every
 one of them. Workers consume the `cpu` queue only, so a job sent to `gpu`
@@ -13,9 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,15 +25,16 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
 from flatlab.settings import Settings
 from store.db import make_engine, make_session_factory
+from tests.faults.servers import PrivateRedis, free_port
 from tests.pg import temporary_database
 
-REDIS_URL = os.environ.get("FLATLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+__all__ = ["TERMINAL", "Process", "create_key", "free_port", "running_api", "stack_environment"]
+
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -75,12 +75,6 @@ def _killpg(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     with temporary_database("flatlab_it") as url:
@@ -90,12 +84,11 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def broker_url() -> Iterator[str]:
-    number = secrets.randbelow(14) + 1  # 0 is everyone's default
-    client = redis.Redis.from_url(f"{REDIS_URL}/{number}")
-    client.flushdb()
-    yield f"{REDIS_URL}/{number}"
-    client.flushdb()
-    client.close()
+    server = PrivateRedis()
+    try:
+        yield server.url
+    finally:
+        server.close()
 
 
 @pytest.fixture(scope="session")
@@ -121,6 +114,7 @@ def stack_environment(home: Path, database_url: str, broker_url: str, **flatlab:
         "HEARTBEAT_SECONDS": "0.5",
         "LEASE_SECONDS": "20",
         "RECONCILE_SECONDS": "2",
+        "WORKER_STALE_SECONDS": "5",  # a killed worker stops counting soon
         **flatlab,
     }
     env.update({f"FLATLAB_{k}": v for k, v in settings.items()})

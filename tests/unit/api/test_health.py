@@ -17,7 +17,8 @@ DEAD_DB = "postgresql+psycopg://postgres@127.0.0.1:1/flatlab"
 def test_healthz_and_readyz_answer_when_all_is_up(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "checks": {}}
     ready = client.get("/readyz").json()
-    assert ready == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+    assert ready["status"] == "ready" and ready["checks"] == {"database": "ok", "broker": "ok"}
+    assert {name: q["workers"] for name, q in ready["queues"].items()} == {"cpu": [], "gpu": []}
 
 
 def test_readyz_is_503_naming_the_database_when_it_is_down(tmp_path: Path) -> None:
