@@ -179,7 +179,8 @@ class Client:
     ) -> Job:
         """Follow a job's events until it ends, with a progress bar on stderr; the final job.
 
-        Raises `TimeoutError` after `timeout` seconds (the job keeps running) and,
+        Raises `TimeoutError` once `timeout` seconds passed (checked at each event and
+        keep-alive, at least every 15 s; the job keeps running) and,
         with `raise_on_failure`, `JobFailed` unless it succeeded.
         """
         return wait_job(self, job_id, timeout, progress, raise_on_failure)

@@ -12,10 +12,12 @@ from typing import Any
 
 import yaml
 
+from flatlab.client.errors import FlatlabError
+
 BENCHMARK_KEYS = frozenset({"axes", "seeds", "base", "preset", "baseline", "reuse"})
 
 
-class SpecError(ValueError):
+class SpecError(FlatlabError, ValueError):
     """A spec file that cannot be read or is not a mapping (raised before any request)."""
 
 

@@ -97,6 +97,13 @@ def test_usage_errors_exit_2_before_any_request():
     both = ["results", "--csv", "a.csv", "--parquet", "a.parquet", *unreachable]
     assert runner.invoke(app, both).exit_code == 2
     assert runner.invoke(app, ["jobs", "ls", "--limit", "many"]).exit_code == 2
+    missing = runner.invoke(app, ["submit", "no-such-spec.yaml", *unreachable])
+    assert missing.exit_code == 2 and "cannot read no-such-spec.yaml" in missing.stderr
+
+
+def test_an_unreachable_api_exits_5_after_the_retries():
+    done = CliRunner().invoke(app, ["jobs", "ls", "--url", "http://127.0.0.1:9"])
+    assert done.exit_code == 5 and "ConnectError" in done.stderr
 
 
 def test_every_verb_group_is_on_the_command():
