@@ -25,8 +25,10 @@ from flatlab.client.specs import load_spec
 
 app = typer.Typer(no_args_is_help=True, help="Benchmarks: grids of jobs over seeds, compared.")
 
-MetricOpt = Annotated[str, typer.Option(help="summary metric to rank on")]
-OrderOpt = Annotated[str, typer.Option(help="desc (higher is better) or asc")]
+MetricOpt = Annotated[
+    str | None, typer.Option(help="summary metric to rank on (default final_test_acc)")
+]
+OrderOpt = Annotated[str | None, typer.Option(help="desc (higher is better, default) or asc")]
 
 
 @app.command("create")
@@ -53,6 +55,8 @@ def bench_create(
 @app.command("ls")
 @reports_errors
 def bench_ls(
+    name: Annotated[str | None, typer.Option(help="exact name")] = None,
+    tag: Annotated[str | None, typer.Option(help="with this tag")] = None,
     limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
     url: UrlOpt = None,
     key: KeyOpt = None,
@@ -60,7 +64,7 @@ def bench_ls(
 ) -> None:
     """The team's benchmarks, newest first."""
     with client(url, key) as fl:
-        items = list(fl.benchmarks(limit=limit))
+        items = list(fl.benchmarks(limit=limit, name=name, tag=tag))
     if json:
         print_json([b.raw for b in items])
         return
@@ -117,8 +121,8 @@ def bench_watch(
 @reports_errors
 def bench_compare(
     benchmark_id: Annotated[str, typer.Argument(help="the benchmark's id")],
-    metric: MetricOpt = "final_test_acc",
-    order: OrderOpt = "desc",
+    metric: MetricOpt = None,
+    order: OrderOpt = None,
     show: Annotated[
         str | None, typer.Option(help="comma-separated metrics to show (default: the usual)")
     ] = None,
@@ -128,10 +132,10 @@ def bench_compare(
 ) -> None:
     """Mean ± std [95% CI] per configuration over seeds, the winner on --metric marked ★,
     and paired tests (t-test, Wilcoxon) of each configuration against the baseline."""
-    columns = [m.strip() for m in show.split(",") if m.strip()] if show else [metric]
+    columns = [m.strip() for m in show.split(",") if m.strip()] if show else []
     with client(url, key) as fl:
         report = fl.benchmark(benchmark_id, metric=metric, order=order)
-    _show_comparison(report, columns if show else (), json, ranked=metric)
+    _show_comparison(report, columns, json, ranked=report.comparison.get("metric") or "")
 
 
 def _show_comparison(
@@ -141,7 +145,10 @@ def _show_comparison(
         print_json({"id": report.id, "name": report.name, "comparison": report.comparison})
         return
     metrics = pick_metrics(report, wanted)
-    if ranked and ranked not in [m[0] for m in metrics]:
+    present = {
+        m for c in report.comparison.get("configurations", {}).values() for m in c["metrics"]
+    }
+    if ranked in present and ranked not in [m[0] for m in metrics]:
         metrics = pick_metrics(report, [ranked]) + metrics
     console.print(comparison_table(report, metrics))
     if report.comparison.get("baseline"):

@@ -63,11 +63,16 @@ def keys_ls(url: UrlOpt = None, key: KeyOpt = None, json: JsonOpt = False) -> No
     if json:
         print_json([k.raw for k in keys])
         return
-    table = Table("id", "prefix", "read-only", "created")
+    table = Table("id", "prefix", "read-only", "revoked", "created")
     for k in keys:
-        read_only = "" if k.read_only is None else ("yes" if k.read_only else "no")
-        table.add_row(k.id, f"{k.prefix}…" if k.prefix else "", read_only, str(k.created_at or ""))
+        read_only, revoked = _yes(k.read_only), _yes(k.revoked)
+        prefix = f"{k.prefix}…" if k.prefix else ""
+        table.add_row(k.id, prefix, read_only, revoked, str(k.created_at or ""))
     console.print(table)
+
+
+def _yes(flag: bool | None) -> str:
+    return "" if flag is None else ("yes" if flag else "no")
 
 
 def _session() -> Any:

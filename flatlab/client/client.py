@@ -123,17 +123,19 @@ class Client:
             yield Job.model_validate(item)
 
     def benchmark(
-        self, benchmark_id: str, *, metric: str = "final_test_acc", order: str = "desc"
+        self, benchmark_id: str, *, metric: str | None = None, order: str | None = None
     ) -> BenchmarkReport:
-        """`GET /v1/benchmarks/{id}`: progress, jobs and the comparison ranked on `metric`."""
-        params = {"metric": metric, "order": order}
+        """`GET /v1/benchmarks/{id}`: progress, jobs and the comparison ranked on `metric`
+        (a summary key; the server's default, final_test_acc, when None) in `order`
+        (`desc`: higher is better, the default; or `asc`)."""
+        params = {k: v for k, v in (("metric", metric), ("order", order)) if v is not None}
         data = self._http.json("GET", f"/v1/benchmarks/{benchmark_id}", params=params)
         return BenchmarkReport.model_validate(data)
 
     def benchmarks(
         self, *, limit: int | None = None, page_size: int = 100, **filters: Any
     ) -> Iterator[Benchmark]:
-        """The team's benchmarks, newest first, every page followed."""
+        """The team's benchmarks, newest first, every page followed; `filters`: name, tag."""
         for item in self._pages("/v1/benchmarks", filters, limit, page_size):
             yield Benchmark.model_validate(item)
 
@@ -156,8 +158,9 @@ class Client:
                 return
 
     def keys(self) -> list[ApiKey]:
-        """`GET /v1/keys`: the team's API keys (ids, prefixes, dates; never the secret)."""
-        return [ApiKey.model_validate(k) for k in self._http.json("GET", "/v1/keys")["items"]]
+        """`GET /v1/keys`: the team's API keys, revoked ones too (ids, prefixes, dates;
+        never the secret), every page followed."""
+        return [ApiKey.model_validate(k) for k in self._pages("/v1/keys", {}, None, 100)]
 
     # --- live ---------------------------------------------------------------
 
@@ -228,8 +231,9 @@ class Client:
         """A job's metric series as a DataFrame.
 
         Long (default): columns name, step, epoch, value, time (UTC). Wide: index
-        step, column epoch, then one column per metric. `max_points` asks the
-        server to downsample each series (keeping each bucket's extremes).
+        step, column epoch, then one column per metric. Every page of the series
+        is read; `max_points` asks the server instead to downsample each series
+        to at most that many points (keeping each bucket's extremes).
         """
         from flatlab.client import frames
 
@@ -239,8 +243,17 @@ class Client:
             "max_points": max_points,
         }
         params = {k: v for k, v in params.items() if v is not None}
-        data = self._http.json("GET", f"/v1/jobs/{job_id}/metrics", params=params)
-        long = frames.metrics_long(data["metrics"])
+        series: dict[str, list[dict[str, Any]]] = {}
+        cursor = None
+        while True:  # pages (`next_cursor`) split a series; they are joined in step order
+            query = {**params, **({"cursor": cursor} if cursor else {})}
+            page = self._http.json("GET", f"/v1/jobs/{job_id}/metrics", params=query)
+            for name, points in page["metrics"].items():
+                series.setdefault(name, []).extend(points)
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        long = frames.metrics_long(series)
         return frames.metrics_wide(long) if wide else long
 
     def results(
@@ -293,7 +306,7 @@ class Client:
         return params
 
     def comparison(
-        self, benchmark_id: str, *, metric: str = "final_test_acc", wide: bool = False
+        self, benchmark_id: str, *, metric: str | None = None, wide: bool = False
     ) -> pd.DataFrame:
         """A benchmark's statistics over seeds: one row per (configuration, metric) with
         runs, succeeded, n, mean, std, ci_low, ci_high; `wide`: configurations × metrics

@@ -122,3 +122,4 @@ class ApiKey(_Model):
     prefix: str | None = None
     read_only: bool | None = None
     created_at: datetime | None = None
+    revoked: bool | None = None

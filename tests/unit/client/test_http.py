@@ -154,3 +154,33 @@ def test_an_event_stream_resumes_after_a_drop_from_the_last_event_id():
     assert [e.data for e in events] == [{"v": 1}, {"status": "succeeded"}]
     assert "Last-Event-ID" not in seen[0].headers
     assert seen[1].headers["Last-Event-ID"] == "3"
+
+
+def test_metric_pages_are_followed_and_a_series_split_across_them_joined():
+    def point(step: int) -> dict:
+        return {
+            "step": step,
+            "epoch": step / 10,
+            "value": float(step),
+            "time": "2026-01-01T00:00:00Z",
+        }
+
+    pages = {
+        None: {"metrics": {"a": [point(1), point(2)]}, "next_cursor": "c1"},
+        "c1": {"metrics": {"a": [point(3)], "b": [point(3)]}, "next_cursor": None},
+    }
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=pages[request.url.params.get("cursor")])
+
+    http = httpx.Client(base_url="http://t", transport=httpx.MockTransport(handler))
+    frame = Client("http://t", http=http).metrics("j1")
+    assert list(zip(frame["name"], frame["step"], strict=True)) == [
+        ("a", 1),
+        ("a", 2),
+        ("a", 3),
+        ("b", 3),
+    ]
+    assert len(seen) == 2
