@@ -11,18 +11,25 @@ pick_python() {
   exit 1
 }
 
+say() { echo "flatlab: $*" >&2; }
+
 if [ ! -x .venv/bin/python ]; then
-  "$(pick_python)" -m venv .venv
+  python_bin="$(pick_python)"
+  say "creating .venv with $python_bin"
+  "$python_bin" -m venv .venv
 fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 if ! python -c 'import torch' >/dev/null 2>&1; then
   # 2.13.0 is the CPU wheel this project is developed on; any torch>=2.3 works.
+  say "installing torch 2.13.0 into .venv (a large download: a minute or two)…"
   python -m pip install -q "torch==2.13.0" 2>&1 | grep -v '^WARNING: Location' || true
 fi
 stamp=.venv/.flatlab-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  say "installing flatlab and its dependencies into .venv (about a minute)…"
   python -m pip install -q -e ".[dev,torch]" 2>&1 | grep -v '^WARNING: Location' || true
   touch "$stamp"
+  say "installed"
 fi

@@ -3,6 +3,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 
 port="${FLATLAB_DEMO_PORT:-8000}"
-trap 'flatlab down' EXIT
+trap 'say "stopping the stack"; flatlab down' EXIT
+say "starting the embedded stack (API on port $port and a worker; SQLite under ./.flatlab)…"
 flatlab up --detach --port "$port" --concurrency 2
-flatlab demo --url "http://127.0.0.1:$port" "$@"
+# `flatlab demo` talks to the API that `up` recorded under .flatlab/run/.
+FLATLAB_URL= flatlab demo "$@"
