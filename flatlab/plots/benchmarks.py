@@ -38,17 +38,10 @@ def comparison(
         color = "tab:gray" if label == baseline else "tab:blue"
         (bar,) = ax.bar(i, mean, yerr=err, capsize=5, color=color, alpha=0.85)
         tag(bar, "bar", label)
-        ax.annotate(
-            f"n={row.get('n', 0)}",
-            (i, mean),
-            ha="center",
-            va="bottom",
-            xytext=(0, 3),
-            textcoords="offset points",
-            fontsize="small",
-        )
-    ax.set_xticks(range(len(rows)), [label for label, _ in rows], rotation=20, ha="right")
-    ax.set(ylabel=metric, title=f"{metric}: mean and 95% t interval over seeds")
+    ticks = [f"{label}\nn={row.get('n', 0)}" for label, row in rows]
+    ax.set_xticks(range(len(rows)), ticks, rotation=20 if len(rows) > 4 else 0)
+    ax.set(ylabel=metric)
+    ax.set_title(f"{metric}\nmean and 95% t interval over seeds (n runs)", fontsize="medium")
     if baseline:
         ax.set_xlabel(f"configuration (grey: baseline {baseline})")
     ax.grid(axis="y", alpha=0.3)

@@ -160,9 +160,9 @@ function kvRows(table, rows) {
 async function jobPage() {
   const id = $("#job").dataset.jobId;
   const plots = [...document.querySelectorAll("#job .plot")];
-  const refreshPlots = (kinds) => plots
+  const refreshPlots = (kinds) => Promise.all(plots
     .filter((box) => !kinds || kinds.includes(box.dataset.plot))
-    .forEach((box) => loadPlot(box, `/v1/jobs/${id}/plots/${box.dataset.plot}?format=svg`));
+    .map((box) => loadPlot(box, `/v1/jobs/${id}/plots/${box.dataset.plot}?format=svg`)));
 
   function showStatus(job) {
     const status = $("#job-status");
@@ -205,8 +205,12 @@ async function jobPage() {
   });
 
   const job = await loadJob();
+  if (TERMINAL.includes(job.status)) {
+    await refreshPlots();
+    $("#live").textContent = "finished";
+    return;
+  }
   refreshPlots();
-  if (TERMINAL.includes(job.status)) { $("#live").textContent = "finished"; return; }
   $("#live").textContent = "live";
   let lastCurves = Date.now();
   await streamEvents(`/v1/jobs/${id}/events`, (event, data) => {
@@ -216,9 +220,10 @@ async function jobPage() {
       refreshPlots(["curves", "measures"]);
     }
   });
-  $("#live").textContent = "finished";
+  $("#live").textContent = "loading the final plots…";
   await loadJob();
-  refreshPlots();
+  await refreshPlots();
+  $("#live").textContent = "finished";  // set only once everything shown is final
 }
 
 async function download(path, name) {
@@ -244,6 +249,7 @@ async function benchmarksPage() {
     catch (e) {
       if (e.status === 404 || e.status === 405) {
         flash("This server cannot list benchmarks (GET /v1/benchmarks is missing): open one by its id.", "info");
+        $("#benchmarks").hidden = true;
         return;
       }
       throw e;
@@ -307,10 +313,10 @@ async function benchmarkPage() {
       el("td", {}, el("a", { href: `/ui/jobs/${j.job_id}`, text: short(j.job_id) })),
       el("td", { text: j.label }), el("td", { text: j.seed }), el("td", {}, badge(j.status)),
       el("td", { text: j.reused ? "yes" : "" }))));
-    for (const box of document.querySelectorAll("#benchmark .plot")) {
+    await Promise.all([...document.querySelectorAll("#benchmark .plot")].map((box) => {
       const q = box.dataset.plot === "comparison" ? `&metric=${encodeURIComponent(c.metric)}` : "";
-      loadPlot(box, `/v1/benchmarks/${id}/plots/${box.dataset.plot}?format=svg${q}`);
-    }
+      return loadPlot(box, `/v1/benchmarks/${id}/plots/${box.dataset.plot}?format=svg${q}`);
+    }));
     $("#updated").textContent = p.fraction_done < 1 ? `live · updated ${new Date().toLocaleTimeString()}` : "finished";
     clearTimeout(timer);
     if (p.fraction_done < 1) timer = setTimeout(() => refresh().catch((e) => flash(e.message)), 4000);
@@ -371,8 +377,8 @@ const EXAMPLES = {
   },
   benchmark: {
     name: "sam-vs-sgd",
-    base: { model: { name: "mlp", hidden: [64] }, data: { name: "digits" }, optimizer: { name: "sgd", lr: 0.05 }, training: { epochs: 3 } },
-    axes: { optimizer: [{ name: "sgd", lr: 0.05, label: "SGD" }, { name: "sam", rho: 0.05, base: { name: "sgd", lr: 0.05 }, label: "SAM" }] },
+    base: { model: { name: "mlp", hidden: [64] }, data: { name: "digits" }, optimizer: { name: "sgd", base: { name: "sgd", lr: 0.05 } }, training: { epochs: 3 } },
+    axes: { optimizer: [{ name: "sgd", base: { name: "sgd", lr: 0.05 }, label: "SGD" }, { name: "sam", rho: 0.05, base: { name: "sgd", lr: 0.05 }, label: "SAM" }] },
     seeds: [0, 1],
   },
 };

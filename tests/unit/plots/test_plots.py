@@ -176,7 +176,12 @@ def test_comparison_draws_one_bar_per_configuration_with_a_value_at_its_mean_and
         for y in (seg[0][1], seg[-1][1])
     )
     assert ends == sorted([0.88, 0.92, 0.92, 0.94])
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["SGD", "SAM", "ASAM", "GSAM"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "SGD\nn=3",
+        "SAM\nn=3",
+        "ASAM\nn=1",
+        "GSAM\nn=0",
+    ]
 
 
 def test_comparison_without_the_metric_says_so():
