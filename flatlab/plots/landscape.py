@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from flatlab.plots.figure import MissingData, new_figure, tag
 
@@ -31,8 +32,11 @@ def landscape_1d(result: Mapping[str, Any], *, step: int | None = None) -> Figur
     fig, (ax,) = new_figure(width=5.6, height=3.8)
     (line,) = ax.plot(alphas, losses, marker="o", markersize=3, label="L(w + αd)")
     tag(line, "series", "loss")
-    if "loss" in result:
-        ax.scatter([0.0], [float(result["loss"])], color="tab:red", zorder=3, label="trained w")
+    # the loss at w itself: stored as a scalar value of the job, and on the grid at α = 0
+    at_zero = np.flatnonzero(np.abs(alphas) < 1e-12)
+    base = result.get("loss", losses[at_zero[0]] if at_zero.size else None)
+    if base is not None:
+        ax.scatter([0.0], [float(base)], color="tab:red", zorder=3, label="trained w")
     ax.set(xlabel="α (filter-normalised direction)", ylabel="training loss")
     ax.set_title("1-D loss landscape" + (f" at step {step}" if step is not None else ""))
     ax.grid(alpha=0.3)
@@ -54,6 +58,8 @@ def landscape_2d(result: Mapping[str, Any], *, step: int | None = None) -> Figur
     ax.scatter([0.0], [0.0], color="tab:red", marker="x", zorder=3, label="trained w")
     fig.colorbar(filled, ax=ax, label="training loss")
     ax.set(xlabel="α (direction 1)", ylabel="β (direction 2)", aspect="equal")
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(5))
     ax.set_title("2-D loss landscape" + (f" at step {step}" if step is not None else ""))
     ax.legend(fontsize="small", loc="upper right")
     return fig
@@ -69,8 +75,11 @@ def density(result: Mapping[str, Any], *, step: int | None = None) -> Figure:
     floor = max(values.max() * 1e-8, np.finfo(float).tiny) if values.size else 1e-300
     (line,) = ax.semilogy(grid, np.maximum(values, floor), label="density")
     tag(line, "series", "density")
-    if "lambda_max" in result:
-        ax.axvline(float(result["lambda_max"]), color="tab:red", linestyle="--", label="λ_max")
+    # λ_max is the largest quadrature node (a Ritz value); older results carry it by name
+    nodes = result.get("nodes") or []
+    lambda_max = result.get("lambda_max", max(nodes) if nodes else None)
+    if lambda_max is not None:
+        ax.axvline(float(lambda_max), color="tab:red", linestyle="--", label="λ_max")
     ax.set(xlabel="eigenvalue λ", ylabel="density (log)")
     ax.set_title("Hessian eigenvalue density" + (f" at step {step}" if step is not None else ""))
     ax.grid(alpha=0.3)

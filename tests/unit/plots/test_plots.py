@@ -222,3 +222,17 @@ def test_sharpness_gap_needs_two_runs():
 def test_unknown_format_is_refused():
     with pytest.raises(ValueError, match="'gif'"):
         plots.to_bytes(plots.landscape_1d({"alphas": [0, 1], "losses": [1, 2]}), "gif")
+
+
+def test_landscape_marks_the_trained_weights_and_density_marks_lambda_max_from_the_nodes():
+    # as the worker stores them: the scalars (`loss`, `lambda_max`) went to metric values
+    alphas = [-1.0, -0.5, 0.0, 0.5, 1.0]
+    fig = plots.landscape_1d({"alphas": alphas, "losses": [2.0, 1.0, 0.25, 1.0, 2.0]})
+    (marker,) = fig.axes[0].collections
+    assert marker.get_offsets().tolist() == [[0.0, 0.25]]
+    lam = np.linspace(-1, 5, 50)
+    fig = plots.density(
+        {"grid": lam.tolist(), "density": np.ones(50).tolist(), "nodes": [0.1, 4.2]}
+    )
+    (edge,) = [line for line in fig.axes[0].lines if line.get_label() == "λ_max"]
+    assert edge.get_xdata()[0] == 4.2
