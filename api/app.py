@@ -15,7 +15,8 @@ import flatlab
 from api.errors import install_error_handlers
 from api.observability import ApiMetrics, MetricsMiddleware
 from api.openapi import install_openapi
-from api.routes import benchmarks, catalog, datasets, health, jobs, presets, results
+from api.routes import benchmarks, catalog, datasets, health, jobs, plots, presets, results
+from api.routes.ui import install_ui
 from flatlab.broker import make_celery
 from flatlab.settings import Settings, get_settings
 from store.db import make_engine, make_session_factory
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=flatlab.__version__,
         description="Training as a service for sharpness-aware optimization research.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by api.routes.ui
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.db_url)
@@ -48,8 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sse_poll_seconds = 0.5
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
-    for module in (jobs, benchmarks, presets, results, datasets, catalog, health):
+    for module in (jobs, benchmarks, plots, presets, results, datasets, catalog, health):
         app.include_router(module.router)
+    install_ui(app)
     install_openapi(app)
     return app
 

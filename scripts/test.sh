@@ -15,6 +15,14 @@ for _ in $(seq 30); do
   sleep 1
 done
 
+# The dashboard's browser tests drive Debian's chromium through Playwright (in the dev
+# extra); Playwright's own browser download is not used.
+if [ ! -x "${FLATLAB_CHROMIUM:-/usr/bin/chromium}" ]; then
+  echo "installing chromium for the browser tests (apt-get install chromium)…"
+  sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_="sudo"
+  $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq chromium >/dev/null
+fi
+
 ruff check .
 ruff format --check .
 mypy

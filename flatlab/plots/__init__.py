@@ -1,0 +1,33 @@
+"""flatlab's plots: pure functions from data (metric series, measure results, comparisons)
+to a matplotlib `Figure`, and `to_bytes` for PNG or SVG.
+
+No API, store or worker imports: the API renders these for `/v1/.../plots/{kind}`,
+and the client can call them on data it downloaded. Figures are made without
+pyplot (`matplotlib.figure.Figure`), so rendering is headless and leaves the
+caller's matplotlib backend alone.
+"""
+
+from flatlab.plots.benchmarks import comparison, sharpness_gap
+from flatlab.plots.figure import FORMATS, MissingData, to_bytes
+from flatlab.plots.jobs import curves, measures
+from flatlab.plots.landscape import density, landscape_1d, landscape_2d
+from flatlab.plots.series import downsample
+
+JOB_KINDS = ("curves", "measures", "landscape_1d", "landscape_2d", "density")
+BENCHMARK_KINDS = ("comparison", "sharpness_gap")
+
+__all__ = [
+    "BENCHMARK_KINDS",
+    "FORMATS",
+    "JOB_KINDS",
+    "MissingData",
+    "comparison",
+    "curves",
+    "density",
+    "downsample",
+    "landscape_1d",
+    "landscape_2d",
+    "measures",
+    "sharpness_gap",
+    "to_bytes",
+]
