@@ -6,10 +6,12 @@ round times a block of ``--block`` consecutive steps per rule (5 covers
 LookSAM's k = 5 cycle), and the table reports medians over rounds, as ratios
 to SGD. On CPU the clock is the process's CPU time (robust to other load on a
 shared machine); on GPU, wall-clock time between ``torch.cuda.synchronize``.
-One Hessian-vector product is timed against one gradient the same way.
+One Hessian-vector product is timed against one gradient and against the same
+product written in plain autograd, on the same batch, in the same rounds.
 
     python bench/optim_step.py                                  # CPU, small CNN
     python bench/optim_step.py --device cuda --model resnet18   # GPU
+    python bench/optim_step.py --hvp-only --rounds 9            # the HVP ratios alone
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from sam_core.optim import BatchClosure, create_optimizer, list_optimizers
 from sam_core.sharpness.hvp import HessianOperator, hessian_vector_product
 from sam_core.sharpness.objective import Objective
 
-TARGETS = "SAM ≤ 2.1× SGD; LookSAM and ESAM below SAM; HVP ≤ 3× a gradient"
+TARGETS = (
+    "SAM ≤ 2.1× SGD; LookSAM and ESAM below SAM; HVP ≤ 3× a gradient; HVP ≤ 1.1× plain autograd"
+)
 
 
 def main() -> None:
@@ -42,16 +46,16 @@ def main() -> None:
     x = torch.randn(args.batch, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (args.batch,), device=device)
     loss_fn = nn.CrossEntropyLoss()
-    rules = [name for name in list_optimizers() if name != "gd"]
-    steps = {name: make_stepper(name, model, loss_fn, x, y) for name in rules}
     print(
         f"device={device} model={args.model} batch={args.batch} "
         f"threads={torch.get_num_threads()} clock={clock(device).__name__}"
     )
-    times = interleaved(steps, args.warmup, args.rounds, args.block, device)
-    report(rules, times, steps)
-    scratch, cached = time_hvp(model, loss_fn, x, y, args, device)
-    print(f"\nHVP / gradient: {scratch:.2f}× from scratch, {cached:.2f}× with the graph cached")
+    if not args.hvp_only:
+        rules = [name for name in list_optimizers() if name != "gd"]
+        steps = {name: make_stepper(name, model, loss_fn, x, y) for name in rules}
+        times = interleaved(steps, args.warmup, args.rounds, args.block, device)
+        report(rules, times, steps)
+    report_hvp(time_hvp(model, loss_fn, x, y, args, device))
     print(f"targets: {TARGETS}")
 
 
@@ -120,22 +124,27 @@ def report(rules: list[str], times: dict[str, list[float]], steps: dict[str, Ste
 
 def time_hvp(
     model: nn.Module, loss_fn: nn.Module, x, y, args, device: torch.device
-) -> tuple[float, float]:
-    """One HVP over one gradient, both in eval mode on the batch: (from scratch, cached graph).
+) -> dict[str, float]:
+    """Median seconds of one gradient and of HVPs, ours and plain autograd, on the same batch.
 
     From scratch, a product is a forward, a backward that records its graph and
-    a double backward. Lanczos and Hutchinson on one fixed batch keep the
-    gradient graph (`HessianOperator(cache_graph=True)`), so each further
-    product costs the double backward alone: that is the per-iteration cost.
+    a double backward: `hessian_vector_product` against the same three calls
+    written directly with ``torch.autograd.grad`` ("plain"). Lanczos and
+    Hutchinson on one fixed batch keep the gradient graph
+    (`HessianOperator(cache_graph=True)`), so each further product costs the
+    double backward alone: against a plain double backward on a kept graph.
+    All five are timed in the same rounds, in eval mode.
     """
     model = copy.deepcopy(model).eval()
     params = [p for p in model.parameters() if p.requires_grad]
     vector = [torch.randn_like(p) for p in params]
-    # Its own copy: the uncached product restores weights in place, which would
-    # invalidate a graph recorded on shared tensors.
+    # Graphs kept across calls live on their own copies of the model.
     cached_model = copy.deepcopy(model)
     operator = HessianOperator(Objective(cached_model, loss_fn, [(x, y)]), cache_graph=True)
     flat = torch.cat([v.reshape(-1) for v in vector])
+    plain_model = copy.deepcopy(model)
+    plain_params = [p for p in plain_model.parameters() if p.requires_grad]
+    kept = torch.autograd.grad(loss_fn(plain_model(x), y), plain_params, create_graph=True)
 
     def gradient() -> None:
         model.zero_grad()
@@ -144,18 +153,45 @@ def time_hvp(
     def hvp() -> None:
         hessian_vector_product(model, loss_fn, [(x, y)], vector)
 
+    def plain_hvp() -> None:
+        g = torch.autograd.grad(loss_fn(model(x), y), params, create_graph=True)
+        dot = sum((a * b).sum() for a, b in zip(g, vector, strict=True))
+        torch.autograd.grad(dot, params)
+
     def hvp_cached() -> None:
         operator(flat)
 
-    fns = {"grad": gradient, "hvp": hvp, "cached": hvp_cached}
+    def plain_cached() -> None:
+        dot = sum((a * b).sum() for a, b in zip(kept, vector, strict=True))
+        torch.autograd.grad(dot, plain_params, retain_graph=True)
+
+    fns = {
+        "grad": gradient,
+        "hvp": hvp,
+        "plain": plain_hvp,
+        "cached": hvp_cached,
+        "plain_cached": plain_cached,
+    }
     for fn in fns.values():
         timed(fn, args.warmup, device)
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(args.rounds):
-        for name, fn in fns.items():
-            times[name].append(timed(fn, 2, device))
-    grad = statistics.median(times["grad"])
-    return statistics.median(times["hvp"]) / grad, statistics.median(times["cached"]) / grad
+    for r in range(args.rounds):
+        names = list(fns)[r % len(fns) :] + list(fns)[: r % len(fns)]
+        for name in names:
+            times[name].append(timed(fns[name], 2, device))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def report_hvp(t: dict[str, float]) -> None:
+    print(
+        f"\nHVP / gradient: {t['hvp'] / t['grad']:.2f}× from scratch, "
+        f"{t['cached'] / t['grad']:.2f}× with the graph cached"
+    )
+    print(
+        f"HVP / plain autograd HVP (same batch, same rounds): "
+        f"{t['hvp'] / t['plain']:.3f}× from scratch, "
+        f"{t['cached'] / t['plain_cached']:.3f}× with the graph cached"
+    )
 
 
 def parse_args() -> argparse.Namespace:
@@ -167,6 +203,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (CPU 3, GPU 20)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads")
     parser.add_argument("--block", type=int, default=5, help="steps timed together per round")
+    parser.add_argument("--hvp-only", action="store_true", help="time the HVPs only")
     args = parser.parse_args()
     gpu = args.device.startswith("cuda")
     args.warmup = args.warmup if args.warmup is not None else (5 if gpu else 1)

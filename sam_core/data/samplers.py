@@ -197,7 +197,7 @@ class ImportanceSampler(Sampler):
             indices = picks[start : start + self.batch_size]
             weights = None
             if self.reweight:
-                weights = (1.0 / (self.n * self.probabilities[indices])).float()
+                weights = 1.0 / (self.n * self.probabilities[indices])  # float64
             yield Batch(indices, weights)
 
     def state_dict(self) -> dict[str, Any]:
@@ -244,5 +244,10 @@ def make_sampler(
 
 
 def linear_importance(x: torch.Tensor) -> torch.Tensor:
-    """L_i = ‖x_i‖², the smoothness constant of example i for a linear or kernel model."""
+    """‖x_i‖²: L_i (up to a common factor) of a bias-free model linear in the raw inputs x.
+
+    A model linear in features ψ(x) (random features, a kernel model) or with a
+    bias has L_i = ‖ψ(x_i)‖² (+ 1 with the bias): the training loop takes those
+    from the model (`sam_core.training.importance.closed_form_smoothness`).
+    """
     return x.flatten(1).double().pow(2).sum(1)

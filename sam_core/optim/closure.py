@@ -22,7 +22,8 @@ class BatchClosure:
     ``nn.MSELoss()``, …). The loss is ``mean_i(weights_i · ℓ_i)`` with ℓ_i the
     per-example loss, so importance weights 1/(n q_i) keep the gradient unbiased.
     The first call's outputs and per-example losses are kept, detached, as
-    ``first_outputs`` and ``first_losses``.
+    ``first_outputs`` and ``first_losses``. Per-example losses keep the model's
+    precision (float64 stays float64); half-precision ones are reduced in float32.
     """
 
     def __init__(
@@ -84,9 +85,9 @@ class BatchClosure:
         losses = self._per_example_fn(outputs, y)
         # MSE-like losses are elementwise: average the non-batch dims per example.
         losses = losses.reshape(losses.shape[0], -1).mean(dim=1) if losses.dim() > 1 else losses
-        # Half-precision losses are averaged in float32; float64 stays float64.
+        # Half-precision losses (autocast) are reduced in float32; float32/float64 stay.
         return outputs, losses.to(torch.promote_types(losses.dtype, torch.float32))
 
     @staticmethod
     def _reduce(losses: Tensor, weights: Tensor | None) -> Tensor:
-        return losses.mean() if weights is None else (losses * weights).mean()
+        return losses.mean() if weights is None else (losses * weights.to(losses.dtype)).mean()

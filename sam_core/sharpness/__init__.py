@@ -46,6 +46,9 @@ MEASURE_FUNCTIONS: dict[str, Callable[..., MeasureResult]] = {
     "prediction_error": prediction_error,
 }
 
+# Measures that take ``warm_start=`` (the previous result's ``warm_start``).
+WARM_STARTED = frozenset({"hessian_top_eigenvalue"})
+
 
 def compute(
     name: str,
@@ -68,6 +71,7 @@ def compute(
 
 __all__ = [
     "MEASURE_FUNCTIONS",
+    "WARM_STARTED",
     "Cost",
     "HessianOperator",
     "MeasureResult",

@@ -10,12 +10,13 @@ what a product costs against a gradient.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 
-from sam_core.sharpness.objective import Batches, Objective, grads, measuring
+from sam_core.sharpness.objective import Batches, Objective, as_batch_source, grads
 
 
 class HessianOperator:
@@ -24,48 +25,51 @@ class HessianOperator:
     ``cache_graph`` keeps every batch's gradient graph for the operator's
     lifetime: fastest for repeated products, at the memory of one
     double-backward graph per batch. ``None`` caches when there is one batch.
+    The cached gradient is kept flat (one vector with its graph), so a product
+    is one dot and one double backward, nothing per parameter tensor.
     """
 
     def __init__(self, objective: Objective, *, cache_graph: bool | None = None):
         self.objective = objective
         self.cache_graph = cache_graph
-        self._cached: list[list[Tensor]] | None = None
+        self._cached: list[Tensor] | None = None
         self._count = 0
 
-    def _gradient_graphs(self) -> tuple[list[list[Tensor]], int]:
+    def _flat_gradient(self, weighted: Tensor) -> Tensor:
         obj = self.objective
-        graphs, count = [], 0
-        for n, weighted in obj.weighted_losses():
-            graphs.append(grads(weighted, obj.params, create_graph=True))
-            count += n
-        return graphs, count
+        return torch.cat([g.reshape(-1) for g in grads(weighted, obj.params, create_graph=True)])
 
-    def _product(self, graph: list[Tensor], vector: list[Tensor], retain: bool) -> Tensor:
-        dot = sum((g * v).sum() for g, v in zip(graph, vector, strict=True))
-        if not isinstance(dot, Tensor) or not dot.requires_grad:  # L is linear in w
-            obj = self.objective
-            return torch.zeros(obj.dim, device=obj.device, dtype=obj.dtype)
-        return self.objective.flat(grads(dot, self.objective.params, retain_graph=retain))
+    def _product(self, flat_grad: Tensor, vector: Tensor, retain: bool) -> Tensor:
+        if not flat_grad.requires_grad:  # L is linear in w: H = 0
+            return torch.zeros_like(vector)
+        parts = grads(flat_grad @ vector, self.objective.params, retain_graph=retain)
+        return torch.cat([p.reshape(-1) for p in parts])
 
     def __call__(self, vector: Tensor) -> Tensor:
         obj = self.objective
-        parts = obj.unflat(vector.to(obj.dtype))
+        vector = vector.to(obj.dtype)
         if self._cached is None and self._should_cache():
-            self._cached, self._count = self._gradient_graphs()
-            obj.meter.grads += 1
-        if self._cached is not None:
-            total = sum(self._product(g, parts, retain=True) for g in self._cached)
-            count = self._count
-        else:
-            total, count = torch.zeros(obj.dim, device=obj.device, dtype=obj.dtype), 0
+            self._cached, self._count = [], 0
             for n, weighted in obj.weighted_losses():
-                graph = grads(weighted, obj.params, create_graph=True)
-                total = total + self._product(graph, parts, retain=False)
+                self._cached.append(self._flat_gradient(weighted))
+                self._count += n
+            obj.meter.grads += 1
+        total: Tensor | None = None
+        if self._cached is not None:
+            count = self._count
+            for flat_grad in self._cached:
+                part = self._product(flat_grad, vector, retain=True)
+                total = part if total is None else total.add_(part)
+        else:
+            count = 0
+            for n, weighted in obj.weighted_losses():
+                part = self._product(self._flat_gradient(weighted), vector, retain=False)
+                total = part if total is None else total.add_(part)
                 count += n
         obj.meter.hvps += 1
-        if count == 0:
+        if count == 0 or total is None:
             raise ValueError("batches is empty: there are no examples to measure on")
-        return torch.as_tensor(total).to(obj.dtype) / count
+        return total.div_(count)
 
     def _should_cache(self) -> bool:
         if self.cache_graph is not None:
@@ -78,6 +82,18 @@ class HessianOperator:
         self._cached = None
 
 
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode for the product, the modes restored after; a product moves no weight."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
 def hessian_vector_product(
     model: nn.Module,
     loss_fn: Callable[..., Tensor],
@@ -86,14 +102,31 @@ def hessian_vector_product(
 ) -> list[Tensor]:
     """H v, v shaped like the trainable parameters, for the mean loss over all batches.
 
-    The model is in eval mode during the product and left as it was found.
+    Shapes: ``vector`` and the result are lists of tensors shaped like the
+    model's trainable parameters. The model is in eval mode during the product
+    and left as it was found (a product changes no weight or buffer). Costs per
+    batch one forward, one backward with its graph and one double backward,
+    done on the parameter tensors directly (no flat copies). Raises ValueError
+    when ``vector`` does not match the parameters or ``batches`` is empty.
     """
-    with measuring(model):
-        objective = Objective(model, loss_fn, batches)
-        if len(vector) != len(objective.params):
-            raise ValueError(
-                f"vector has {len(vector)} tensors, the model {len(objective.params)} "
-                "trainable parameters"
-            )
-        product = HessianOperator(objective, cache_graph=False)(objective.flat(vector))
-        return [t.detach().clone() for t in objective.unflat(product)]
+    params = [p for p in model.parameters() if p.requires_grad]
+    if len(vector) != len(params):
+        raise ValueError(
+            f"vector has {len(vector)} tensors, the model {len(params)} trainable parameters"
+        )
+    total: list[Tensor] | None = None
+    count = 0
+    with _eval_mode(model):
+        for x, y in as_batch_source(batches)():
+            n = x.shape[0]
+            gradient = grads(loss_fn(model(x), y) * n, params, create_graph=True)
+            dot = sum((g * v).sum() for g, v in zip(gradient, vector, strict=True))
+            if isinstance(dot, Tensor) and dot.requires_grad:
+                part = grads(dot, params)
+            else:  # L is linear in w
+                part = [torch.zeros_like(p) for p in params]
+            total = part if total is None else [t.add_(q) for t, q in zip(total, part, strict=True)]
+            count += n
+    if total is None:
+        raise ValueError("batches is empty: there are no examples to measure on")
+    return [t.div_(count).detach() for t in total]

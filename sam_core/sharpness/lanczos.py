@@ -41,12 +41,18 @@ def lanczos(
     top_k: int = 1,
     tol: float | None = None,
     keep_vectors: bool = False,
+    vectors_matter: bool = False,
 ) -> Ritz:
     """Runs up to ``max_iter`` Lanczos steps from ``start``.
 
     With ``tol``, stops once each of the ``top_k`` algebraically largest Ritz
-    values has residual ≤ tol·|θ|. An invariant subspace (β = 0) ends the run
-    exactly: its Ritz values are eigenvalues.
+    values has eigenvalue error bound min(r, r²/gap) ≤ tol·|θ|, r its residual
+    and gap its distance to the nearest other Ritz value (Parlett 1998, §11.7:
+    r bounds the error always, r²/gap once the Ritz gap is the true one).
+    ``vectors_matter`` stops on r ≤ tol·|θ| alone, which also bounds the
+    eigenvector's error (sin ∠ ≤ r/gap). An
+    invariant subspace (β = 0) ends the run exactly: its Ritz values are
+    eigenvalues.
     """
     dim = start.numel()
     steps = min(max_iter, dim)
@@ -74,7 +80,8 @@ def lanczos(
             if previous is not None:
                 change = float(((top - previous).abs() / previous.abs().clamp_min(_TINY)).max())
             previous = top
-            if bool((ritz.residuals[:top_k] <= tol * top.abs().clamp_min(_TINY)).all()):
+            bounds = ritz.residuals[:top_k] if vectors_matter else _error_bounds(ritz, top_k)
+            if bool((bounds <= tol * top.abs().clamp_min(_TINY)).all()):
                 converged = True
                 break
         if j + 1 < steps:
@@ -85,6 +92,24 @@ def lanczos(
     ritz.iterations, ritz.relative_change = m, change
     ritz.converged = converged or m == dim
     return ritz
+
+
+def _error_bounds(ritz: Ritz, top_k: int) -> Tensor:
+    """min(r_i, r_i²/δ_i) for the top_k Ritz values (r_i alone while there is one).
+
+    δ_i, the distance from θ_i to the rest of the spectrum, is bounded below by
+    its distance to every other Ritz interval [θ_j − r_j, θ_j + r_j].
+    """
+    values, residuals = ritz.values, ritz.residuals
+    if len(values) < 2:
+        return residuals[:top_k]
+    bounds = []
+    for i in range(min(top_k, len(values))):
+        others = torch.cat([torch.arange(i), torch.arange(i + 1, len(values))])
+        gap = float(((values[others] - values[i]).abs() - residuals[others]).min())
+        r = residuals[i]
+        bounds.append(torch.minimum(r, r**2 / gap) if gap > r else r)
+    return torch.stack(bounds)
 
 
 def _tridiagonal_eigh(alphas: list[float], betas: list[float]) -> tuple[Tensor, Tensor]:

@@ -2,23 +2,23 @@
 average, adaptive (scale-invariant) and m-sharpness.
 
 The worst case max_{‖ε‖≤ρ} L(w+ε) − L(w) is estimated by projected
-normalised-gradient ascent as Andriushchenko & Flammarion (2022) do: the first
-step is SAM's ε = ρ g/‖g‖ (a random direction when g = 0, e.g. exactly at a
-minimum), each next step adds ρ ∇/‖∇‖ and projects back onto the ρ-ball, and
-the best rise met is the value. The adaptive case (Kwon et al. 2021) runs the
-same ascent on u = ε/T, T = |w| + η, where the constraint is a ball again and
-the gradient is T ⊙ ∇L(w + T ⊙ u).
+normalised-gradient ascent (Andriushchenko & Flammarion 2022) from several
+starts — SAM's ρ g/‖g‖, ± the two top Hessian eigenvectors and three random
+directions — keeping the best rise met (`sam_core.sharpness.ascent`). The
+adaptive case (Kwon et al. 2021) runs the same search on u = ε/T,
+T = |w| + η, where the constraint is a ball again; m-sharpness runs it on
+each chunk.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from sam_core.sharpness.ascent import first_step, worst_case
 from sam_core.sharpness.objective import Batches, Objective, as_batch_source, measuring
 from sam_core.sharpness.params import validate_params
 from sam_core.sharpness.result import CostMeter, MeasureResult
@@ -43,16 +43,22 @@ def worst_case_sharpness(
     rho: float = 0.05,
     steps: int = 10,
 ) -> MeasureResult:
-    """max over ‖ε‖ ≤ ρ of L(w+ε) − L(w): the best rise found in ``steps`` ascent steps.
+    """max over ‖ε‖ ≤ ρ of L(w+ε) − L(w): the best rise found by projected ascent.
 
-    For small ρ at a minimum it is ≈ ρ² λ_max / 2; away from one the first-order
-    term ρ‖g‖ dominates (extras ``grad_norm``).
+    Ascents start from g, ±v₁, ±v₂ (top Hessian eigenvectors, by Lanczos) and
+    three random directions; each runs at most ``steps`` steps and stops early once
+    a step moves ε by less than 1e-3 ρ. ``converged`` says whether the start that
+    found the value converged; extras ``starts`` list each start's value, steps
+    and convergence, ``best_start`` names the winner. For small ρ at a minimum
+    the value is ≈ ρ² λ_max / 2; away from one the first-order term ρ‖g‖
+    dominates (extras ``grad_norm``). Raises ValueError on bad parameters or
+    empty batches.
     """
     p = validate_params("worst_case_sharpness", WorstCaseParams, rho=rho, steps=steps)
     with measuring(model):
         obj = Objective(model, loss_fn, batches)
-        value, extras = _ascend(obj, p.rho, p.steps, None, obj.generator(seed))
-    return MeasureResult(value, obj.meter.freeze(), None, extras)
+        value, converged, extras = worst_case(obj, p.rho, p.steps, None, obj.generator(seed))
+    return MeasureResult(value, obj.meter.freeze(), converged, extras)
 
 
 def ascent_sharpness(
@@ -62,7 +68,7 @@ def ascent_sharpness(
     p = validate_params("ascent_sharpness", AscentParams, rho=rho)
     with measuring(model):
         obj = Objective(model, loss_fn, batches)
-        value, extras = _ascend(obj, p.rho, 1, None, obj.generator(seed))
+        value, extras = first_step(obj, p.rho, obj.generator(seed))
     return MeasureResult(value, obj.meter.freeze(), None, extras)
 
 
@@ -85,8 +91,8 @@ def adaptive_sharpness(
     with measuring(model):
         obj = Objective(model, loss_fn, batches)
         scale = obj.origin.abs() + p.eta
-        value, extras = _ascend(obj, p.rho, p.steps, scale, obj.generator(seed))
-    return MeasureResult(value, obj.meter.freeze(), None, extras)
+        value, converged, extras = worst_case(obj, p.rho, p.steps, scale, obj.generator(seed))
+    return MeasureResult(value, obj.meter.freeze(), converged, extras)
 
 
 def average_sharpness(
@@ -135,58 +141,18 @@ def m_sharpness(
     p = validate_params("m_sharpness", MSharpnessParams, rho=rho, m=m, steps=steps)
     chunks = _chunks(batches, p.m)
     total = sum(x.shape[0] for x, _ in chunks)
-    meter, values = CostMeter(), []
+    meter, values, all_converged = CostMeter(), [], True
     with measuring(model):
         for chunk in chunks:
             obj = Objective(model, loss_fn, [chunk])
-            value, _ = _ascend(obj, p.rho, p.steps, None, obj.generator(seed))
+            value, converged, _ = worst_case(obj, p.rho, p.steps, None, obj.generator(seed))
             values.append(value)
+            all_converged = all_converged and converged
             meter.absorb(obj.meter.freeze(), chunk[0].shape[0] / total)
     tensor = torch.tensor(values, dtype=torch.float64)
     stderr = float(tensor.std() / math.sqrt(len(values))) if len(values) > 1 else None
     extras = {"chunks": len(values), "chunk_values": values, "stderr": stderr}
-    return MeasureResult(float(tensor.mean()), meter.freeze(), None, extras)
-
-
-def _ascend(
-    obj: Objective, rho: float, steps: int, scale: Tensor | None, gen: torch.Generator
-) -> tuple[float, dict[str, Any]]:
-    """Projected normalised-gradient ascent on u, ε = scale ⊙ u, ‖u‖ ≤ ρ; the best rise."""
-
-    def to_u(grad: Tensor) -> Tensor:  # ∂L(w + scale⊙u)/∂u
-        return grad if scale is None else grad * scale
-
-    base, grad = obj.loss_and_grad()
-    grad_norm = float(grad.norm())
-    direction = to_u(grad)
-    random_start = float(direction.norm()) <= _TINY
-    if random_start:
-        direction = obj.randn(gen)
-    u = rho * direction / direction.norm()
-    best, best_step = -math.inf, 0
-    for step in range(1, steps + 1):
-        offset = u if scale is None else scale * u
-        if step == steps:
-            loss = obj.loss_at(offset)
-        else:
-            loss, grad = obj.loss_and_grad_at(offset)
-        if loss - base > best:
-            best, best_step = loss - base, step
-        if step == steps:
-            break
-        ascent = to_u(grad)
-        if float(ascent.norm()) <= _TINY:
-            break
-        u = u + rho * ascent / ascent.norm()
-        u = u * min(1.0, rho / float(u.norm()))
-    obj.set_offset(None)
-    extras = {
-        "loss": base,
-        "grad_norm": grad_norm,
-        "best_step": best_step,
-        "random_start": random_start,
-    }
-    return best, extras
+    return MeasureResult(float(tensor.mean()), meter.freeze(), all_converged, extras)
 
 
 def _chunks(batches: Batches, m: int) -> list[tuple[Tensor, Tensor]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -25,13 +26,26 @@ class Cost:
 
 @dataclass(frozen=True)
 class MeasureResult:
+    """A measure's value, its `Cost`, convergence (None when it has no stop rule) and extras.
+
+    ``warm_start`` holds what a later call of the same measure may start from
+    (the top Ritz vectors of a λ_max measure, flat, in the weights' dtype); it
+    is not part of `to_dict`.
+    """
+
     value: float
     cost: Cost
     converged: bool | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    warm_start: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "value": self.value,
+            "cost": asdict(self.cost),
+            "converged": self.converged,
+            "extras": copy.deepcopy(self.extras),
+        }
 
 
 class CostMeter:

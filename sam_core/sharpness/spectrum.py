@@ -22,6 +22,7 @@ from sam_core.spec.catalog import AlignmentParams, DensityParams, EigenParams, T
 
 LossFn = Callable[..., Tensor]
 _DENSITY_GRID = 401
+TRACE_METHODS = ("hutchpp", "hutchinson")
 
 
 def hessian_top_eigenvalue(
@@ -34,13 +35,22 @@ def hessian_top_eigenvalue(
     max_iter: int = 50,
     tol: float = 1e-3,
     top_k: int = 1,
+    warm_start: Tensor | None = None,
 ) -> MeasureResult:
     """λ_max(∇²L) and, with ``top_k`` > 1, the next eigenvalues (extras ``eigenvalues``).
 
-    Lanczos returns the algebraically largest eigenvalues and stops when each
-    Ritz residual is ≤ tol·|θ|. Power iteration (PyHessian) returns those of
+    Lanczos returns the algebraically largest eigenvalues and stops once each
+    one's error bound min(r, r²/gap) ≤ tol·|θ| (r the Ritz residual, gap the
+    distance to the next Ritz value: Parlett 1998, §11.7; the eigenvalue error,
+    not the eigenvector's). Power iteration (PyHessian) returns those of
     largest magnitude and stops on a relative change < tol; extras
     ``dominant_is_negative`` says when the one found is negative, i.e. not λ_max.
+
+    ``warm_start``: the result's ``warm_start`` of an earlier call (top Ritz
+    vectors, shape [dim, k]); Lanczos then starts from their sum plus a 1 %
+    random part, which on a slowly changing model needs fewer products than a
+    cold start. A mismatched shape is ignored (a cold start). The result's
+    ``warm_start`` holds this call's top vectors; ``cost.hvps`` the products used.
     """
     p = validate_params(
         "hessian_top_eigenvalue",
@@ -53,14 +63,18 @@ def hessian_top_eigenvalue(
     with measuring(model):
         obj = Objective(model, loss_fn, batches)
         operator, gen = HessianOperator(obj), obj.generator(seed)
+        vectors = None
         if p.method == "lanczos":
-            ritz = lanczos(operator, obj.randn(gen), p.max_iter, top_k=p.top_k, tol=p.tol)
+            start, warmed = _start(obj, gen, warm_start)
+            ritz = lanczos(operator, start, p.max_iter, top_k=p.top_k, tol=p.tol, keep_vectors=True)
             values = ritz.values[: p.top_k].tolist()
             converged = ritz.converged
+            vectors = cast(Tensor, ritz.vectors)[:, : p.top_k].detach().clone()
             extras: dict[str, Any] = {
                 "iterations": ritz.iterations,
                 "relative_change": _finite(ritz.relative_change),
                 "residuals": ritz.residuals[: p.top_k].tolist(),
+                "warm_started": warmed,
             }
         else:
             power = power_iteration(
@@ -74,27 +88,71 @@ def hessian_top_eigenvalue(
             }
         cost = obj.meter.freeze()
     extras.update(method=p.method, eigenvalues=values)
-    return MeasureResult(float(values[0]), cost, converged, extras)
+    return MeasureResult(float(values[0]), cost, converged, extras, warm_start=vectors)
+
+
+def _start(obj: Objective, gen: torch.Generator, warm: Tensor | None) -> tuple[Tensor, bool]:
+    """A Lanczos start and whether it is warm: earlier top vectors' sum plus 1 % noise."""
+    noise = obj.randn(gen)
+    if warm is None or warm.dim() != 2 or warm.shape[0] != obj.dim:
+        return noise, False
+    previous = warm.to(device=obj.device, dtype=obj.dtype).sum(dim=1)
+    if float(previous.norm()) == 0.0:
+        return noise, False
+    return previous / previous.norm() + 0.01 * noise / noise.norm(), True
 
 
 def hessian_trace(
-    model: nn.Module, loss_fn: LossFn, batches: Batches, *, seed: int = 0, probes: int = 100
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: Batches,
+    *,
+    seed: int = 0,
+    probes: int = 100,
+    method: str = "hutchpp",
 ) -> MeasureResult:
-    """tr(∇²L) by Hutchinson's estimator with Rademacher probes: mean of vᵀHv.
+    """tr(∇²L) from ``probes`` Hessian-vector products, by Hutch++ (default) or Hutchinson.
 
-    extras ``stderr`` is the sample standard deviation over √probes.
+    Hutchinson: the mean of vᵀHv over Rademacher v; extras ``stderr`` is the
+    sample standard deviation over √probes. Hutch++ (Meyer, Musco, Musco &
+    Woodruff 2021, Algorithm 1): k = ⌊probes/3⌋ products sketch the top of the
+    spectrum, Q = orth(H S); tr(QᵀHQ) (k products) is exact, and Hutchinson
+    with the remaining probes − 2k products estimates the trace of the rest,
+    (I − QQᵀ) H (I − QQᵀ). Its ``stderr`` is that residual estimate's standard
+    error (the sketch part carries none). Hutch++ wins when the spectrum
+    decays (trained nets: 0.05–0.11× Hutchinson's error at equal products);
+    on a flat spectrum it has about √3× Hutchinson's error. With fewer than
+    3 probes, Hutch++ falls back to Hutchinson. Raises ValueError on a bad
+    ``method`` or parameters.
     """
     p = validate_params("hessian_trace", TraceParams, probes=probes)
+    if method not in TRACE_METHODS:
+        raise ValueError(f"hessian_trace: method={method!r} is not one of {TRACE_METHODS}")
+    sketch = p.probes // 3 if method == "hutchpp" else 0
     with measuring(model):
         obj = Objective(model, loss_fn, batches)
         operator, gen = HessianOperator(obj), obj.generator(seed)
+        exact_part, basis = 0.0, None
+        if sketch:
+            images = torch.stack([operator(obj.rademacher(gen)) for _ in range(sketch)], dim=1)
+            basis = torch.linalg.qr(images).Q
+            exact_part = sum(float(q @ operator(q)) for q in basis.T)
         samples = []
-        for _ in range(p.probes):
+        for _ in range(p.probes - 2 * sketch):
             v = obj.rademacher(gen)
+            if basis is not None:
+                v = v - basis @ (basis.T @ v)
             samples.append(float(v @ operator(v)))
         cost = obj.meter.freeze()
     mean, stderr = _mean_and_stderr(samples)
-    return MeasureResult(mean, cost, None, {"stderr": stderr, "probes": p.probes})
+    extras = {
+        "stderr": stderr,
+        "probes": p.probes,
+        "method": method if sketch else "hutchinson",
+        "sketch_rank": sketch,
+        "sketch_trace": exact_part,
+    }
+    return MeasureResult(exact_part + mean, cost, None, extras)
 
 
 def hessian_density(
@@ -155,7 +213,9 @@ def grad_eigvec_alignment(
         obj = Objective(model, loss_fn, batches)
         _, grad = obj.loss_and_grad()
         operator, gen = HessianOperator(obj), obj.generator(seed)
-        ritz = lanczos(operator, obj.randn(gen), p.max_iter, tol=1e-3, keep_vectors=True)
+        ritz = lanczos(
+            operator, obj.randn(gen), p.max_iter, tol=1e-3, keep_vectors=True, vectors_matter=True
+        )
         top = cast(Tensor, ritz.vectors)[:, 0]  # kept: keep_vectors=True
         cosine = float((grad @ top).abs() / (grad.norm() * top.norm()).clamp_min(1e-30))
         cost = obj.meter.freeze()

@@ -54,6 +54,9 @@ class Evaluator:
                 f"data set {spec.data.name!r} has none"
             )
         self.measure_batches = self._measure_batches(spec.measure, task, seed)
+        # λ_max measures start from the top eigenvectors of the previous evaluation
+        # (not checkpointed: after a resume the first one starts cold).
+        self.warm_starts: dict[str, Any] = {}
 
     def evaluate(self, model: nn.Module) -> Evaluation:
         """Train and test loss (and accuracy), their gaps, and the teacher error."""
@@ -87,13 +90,22 @@ class Evaluator:
         return Evaluation(values)
 
     def measure(self, model: nn.Module) -> Evaluation:
-        """Each requested sharpness measure on the fixed measurement batches."""
+        """Each requested sharpness measure on the fixed measurement batches.
+
+        A measure that can warm-start (`sharpness.WARM_STARTED`) starts from what
+        its previous evaluation in this run found; ``{name}_hvps`` records the
+        Hessian-vector products each measure used.
+        """
         out = Evaluation()
         for item, name in zip(self.items, self.names, strict=True):
             params = item.model_dump(exclude={"name"})
+            if item.name in sharpness.WARM_STARTED:
+                params["warm_start"] = self.warm_starts.get(name)
             result = sharpness.compute(
                 item.name, model, self.loss_fn, self.measure_batches, seed=self.seed, **params
             )
+            if item.name in sharpness.WARM_STARTED:
+                self.warm_starts[name] = result.warm_start
             _record(out, name, result)
         return out
 
@@ -127,6 +139,8 @@ def _record(out: Evaluation, name: str, result: Any) -> None:
         out.values[name] = float(result.value)
     if result.converged is not None:
         out.values[f"{name}_converged"] = float(bool(result.converged))
+    if result.cost.hvps:
+        out.values[f"{name}_hvps"] = float(result.cost.hvps)
     non_scalar = {}
     for key, item in (result.extras or {}).items():
         if _is_scalar(item):

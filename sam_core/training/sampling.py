@@ -2,8 +2,10 @@
 
 `sam_core.data.make_sampler` draws one epoch of index batches per `iter()` from an
 explicit generator and knows how to resume mid-epoch (its `state_dict`). What it
-cannot know is the model: for importance sampling with a network, the scores are
-refreshed from the current weights at the start of every epoch (see `importance`).
+cannot know is the model: for importance sampling, a model linear in its parameters
+gets its exact smoothness constants once, at the first epoch; any other model's
+scores are refreshed from the current weights at the start of every epoch (see
+`importance`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sam_core.data import Batch, ImportanceSampler, linear_importance, make_sampler
+from sam_core.data import Batch, ImportanceSampler, make_sampler
 from sam_core.training import importance
 
 
@@ -28,19 +30,15 @@ class EpochSampler:
         self.sampling = spec.effective_sampling
         self.batch_size = spec.data.batch_size
         self.score_batch_size = spec.measure.batch_size
-        self.refresh_scores = (
-            self.sampling == "importance" and spec.model.name not in importance.INPUT_NORM_MODELS
-        )
-        fixed_scores = None
-        if self.sampling == "importance" and not self.refresh_scores:
-            fixed_scores = linear_importance(task.x_train)  # q_i ∝ ‖x_i‖², once
+        # Until the model is seen, assume its scores need refreshing (a network).
+        self.refresh_scores = self.sampling == "importance"
+        self.closed_form_checked = False
         self.sampler = make_sampler(
             self.sampling,
             len(task.x_train),
             self.batch_size,
             tau=spec.data.tau,
             generator=generator,
-            weights=fixed_scores,
             reweight=spec.data.reweight,
         )
         self.steps_per_epoch = self.sampler.steps_per_epoch
@@ -61,15 +59,7 @@ class EpochSampler:
         """
         starts_epoch = step % self.steps_per_epoch == 0
         if starts_epoch and self.refresh_scores and isinstance(self.sampler, ImportanceSampler):
-            self.sampler.set_probabilities(
-                importance.output_gradient_probabilities(
-                    model,
-                    self.task.x_train,
-                    self.task.y_train,
-                    self.task.task,
-                    self.score_batch_size,
-                )
-            )
+            self.sampler.set_probabilities(self.importance_scores(model))
         if starts_epoch or self.batches is None:
             self.batches = iter(self.sampler)
         index, weights = next(self.batches)
@@ -77,6 +67,21 @@ class EpochSampler:
         if weights is not None:
             weights = weights.to(self.device)
         return index, weights
+
+    def importance_scores(self, model: nn.Module) -> torch.Tensor:
+        """L_i in closed form when the model is linear in its parameters (then never
+        refreshed), else the output-gradient scores at the current weights."""
+        if not self.closed_form_checked:
+            self.closed_form_checked = True
+            exact = importance.closed_form_smoothness(
+                model, self.task.x_train, self.score_batch_size
+            )
+            if exact is not None:
+                self.refresh_scores = False
+                return exact
+        return importance.output_gradient_probabilities(
+            model, self.task.x_train, self.task.y_train, self.task.task, self.score_batch_size
+        )
 
     def state(self) -> dict[str, Any]:
         return self.sampler.state_dict()

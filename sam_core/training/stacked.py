@@ -97,7 +97,8 @@ class StackedModel:
 
     def batch_losses(self, outputs: Tensor, y: Tensor, weights: Tensor | None) -> Tensor:
         """Each member's batch loss `[M]`, as `sam_core.optim.BatchClosure` computes it:
-        the mean over examples of (weighted) per-example losses, in float32."""
+        the mean over examples of (weighted) per-example losses, in the model's precision
+        (half precision reduced in float32)."""
         m, b = outputs.shape[:2]
         if self.shared_batch:
             y = y.expand(m, *y.shape)
@@ -105,8 +106,10 @@ class StackedModel:
             outputs.reshape(m * b, *outputs.shape[2:]), y.reshape(m * b, *y.shape[2:])
         )
         losses = losses.reshape(m, b, -1).mean(dim=2) if losses.dim() > 1 else losses.reshape(m, b)
-        losses = losses.float()
-        return losses.mean(dim=1) if weights is None else (losses * weights).mean(dim=1)
+        losses = losses.to(torch.promote_types(losses.dtype, torch.float32))
+        if weights is None:
+            return losses.mean(dim=1)
+        return (losses * weights.to(losses.dtype)).mean(dim=1)
 
     @torch.no_grad()
     def evaluate(

@@ -74,7 +74,9 @@ def test_reweighted_importance_gradient_is_unbiased():
     full = per_example.mean(0)
     sampler = make_sampler("importance", 40, 8, generator=gen(), weights=linear_importance(x))
     estimates = [
-        (b.weights[:, None] * per_example[b.indices]).mean(0) for _ in range(800) for b in sampler
+        (b.weights[:, None].float() * per_example[b.indices]).mean(0)
+        for _ in range(800)
+        for b in sampler
     ]
     mean = torch.stack(estimates).mean(0)
     assert torch.allclose(mean, full, rtol=0.05, atol=0.05 * full.norm().item())

@@ -26,7 +26,11 @@ def test_worst_case_at_a_minimum_is_rho_squared_lambda_max_over_two():
     model = Quadratic(spd_matrix(EIGENVALUES))
     rho = 0.1
     result = worst_case_sharpness(model, mean_output, ONE_BATCH, rho=rho, steps=10)
-    assert result.extras["random_start"] is True  # g = 0 at w = 0
+    names = [start["start"] for start in result.extras["starts"]]
+    # g = 0 at w = 0: no gradient start
+    assert names == ["+v1", "-v1", "+v2", "-v2", "random1", "random2", "random3"]
+    assert result.extras["best_start"] in ("+v1", "-v1")
+    assert result.converged is True
     assert result.value == pytest.approx(rho**2 * 5.0 / 2, rel=0.01)
     assert result.value <= rho**2 * 5.0 / 2 + 1e-15  # every point tried lies in the ball
 
@@ -47,7 +51,10 @@ def test_one_step_of_worst_case_is_the_ascent_step():
     model = Quadratic(spd_matrix(EIGENVALUES, seed=2), start=torch.ones(4, dtype=torch.float64))
     one_step = worst_case_sharpness(model, mean_output, ONE_BATCH, rho=0.2, steps=1)
     ascent = ascent_sharpness(model, mean_output, ONE_BATCH, rho=0.2)
-    assert one_step.value == ascent.value
+    gradient_start = one_step.extras["starts"][0]
+    assert gradient_start["start"] == "gradient"
+    assert gradient_start["value"] == ascent.value
+    assert one_step.value >= ascent.value
     more = worst_case_sharpness(model, mean_output, ONE_BATCH, rho=0.2, steps=20)
     assert more.value >= ascent.value
 
@@ -112,9 +119,11 @@ def test_m_sharpness_is_the_mean_of_per_chunk_worst_cases(classification, exampl
     per_chunk = [
         worst_case_sharpness(
             model, loss_fn, [(x[i : i + 32], y[i : i + 32])], rho=0.05, steps=3, seed=1
-        ).value
+        )
         for i in (0, 32, 64)
     ]
     assert result.extras["chunks"] == 3  # a shorter last chunk is dropped
-    assert result.value == pytest.approx(sum(per_chunk) / 3, rel=1e-12)
-    assert result.cost.grads == pytest.approx(3.0)
+    assert result.value == pytest.approx(sum(r.value for r in per_chunk) / 3, rel=1e-12)
+    # each chunk pass counts as a third of a pass over the set
+    assert result.cost.grads == pytest.approx(sum(r.cost.grads for r in per_chunk) / 3)
+    assert result.cost.hvps == pytest.approx(sum(r.cost.hvps for r in per_chunk) / 3)
