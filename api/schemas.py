@@ -206,6 +206,9 @@ class FieldError(BaseModel):
     loc: str = Field(description="the field path as written: `optimizer.rho`, `data.path`")
     msg: str
     type: str | None = None
+    suggestions: list[str] | None = Field(
+        None, description="for an unknown name (`type: unknown_name`): the closest known names"
+    )
 
 
 class Problem(BaseModel):

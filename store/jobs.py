@@ -163,6 +163,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, job_id = raw.split("|", 1)
+        if "\x00" in job_id:  # no id holds one, and PostgreSQL refuses it in any text
+            raise ValueError("NUL in a cursor")
         return datetime.fromisoformat(stamp), job_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(

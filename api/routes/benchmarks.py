@@ -174,7 +174,12 @@ def read_benchmarks(
 @router.post(
     "/{benchmark_id}/cancel",
     response_model=BenchmarkCancelled,
-    responses={202: {"description": "some jobs were running: they stop at their next step"}},
+    responses={
+        202: {
+            "model": BenchmarkCancelled,
+            "description": "some jobs were running: they stop at their next step",
+        }
+    },
 )
 async def cancel_benchmark(
     benchmark_id: str, response: Response, session: SessionDep, caller: WriterDep

@@ -28,7 +28,7 @@ from api.services.jobs import enqueue_after_commit, submit_job
 from api.services.metrics import MAX_STEP, check_names, read_downsampled, read_page
 from api.services.names import check_choice
 from store.artifacts import get_artifact, list_artifacts
-from store.errors import NotFound
+from store.errors import NotFound, Unprocessable
 from store.jobs import JobFilters, delete_job, get_job, list_jobs, request_cancel
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(plain_text_params)])
@@ -146,6 +146,9 @@ def read_metrics(
     if wanted:
         check_names(session=session, job_id=job_id, names=wanted)
     if max_points is not None:
+        if cursor is not None:
+            msg = "max_points answers in one page: drop cursor (or max_points to page)"
+            raise Unprocessable(f"cursor: {msg}", errors=[{"loc": "cursor", "msg": msg}])
         page = read_downsampled(
             session=session,
             job_id=job_id,

@@ -135,6 +135,8 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         step_text, name = raw.split("|", 1)
         step = int(step_text)
+        if "\x00" in name:  # no series name holds one; PostgreSQL refuses it in any text
+            raise ValueError("NUL in a cursor")
     except (ValueError, UnicodeDecodeError) as exc:
         raise _bad_cursor(cursor) from exc
     if not 0 <= step <= MAX_STEP:

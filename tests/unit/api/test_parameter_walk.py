@@ -8,12 +8,16 @@ character in any text. The other parameters of the request are valid (real
 ids of a finished job, a benchmark, an artifact), so the 4xx is for the
 parameter under test, and a query or header parameter is named in the answer.
 Every integer parameter must also declare its bounds, and they must fit the
-64-bit columns they reach.
+64-bit columns they reach. And every list an operation returns is paginated
+(`next_cursor`, with `cursor` and `limit`) or one of the lists known to be
+returned whole.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -153,3 +157,45 @@ def test_every_parameter_with_a_bad_value_is_a_4xx_naming_it(
                 f"{method} {path} {param['name']}={value!r}: {r.status_code} {r.text[:200]}"
             )
     assert not failures, "\n".join(failures)
+
+
+# Lists returned whole, and why they are bounded.
+COMPLETE = {
+    "/v1/jobs/{job_id}/artifacts": "a job's files: a checkpoint and what its measures saved",
+    "/v1/optimizers": "the catalog",
+    "/v1/models": "the catalog",
+    "/v1/datasets": "the catalog",
+    "/v1/measures": "the catalog",
+    "/v1/presets": "the presets shipped with flatlab",
+    "/v1/benchmarks/{benchmark_id}": "job_list: at most FLATLAB_MAX_BENCHMARK_JOBS",
+}
+
+
+def _has_list(schema: dict[str, Any], components: dict[str, Any]) -> bool:
+    """Whether a body holds a list of records: at its top, or as a mapping of lists."""
+    if "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    for child in schema.get("properties", {}).values():
+        extra = child.get("additionalProperties")
+        for node in (child, extra if isinstance(extra, dict) else {}):
+            items = node.get("items", {}) if node.get("type") == "array" else {}
+            if "$ref" in items or items.get("type") == "object":
+                return True
+    return False
+
+
+def test_every_list_is_paginated_or_known_complete() -> None:
+    app = create_app(make_settings(Path(tempfile.mkdtemp(prefix="flatlab-walk-"))))
+    schema = app.openapi()
+    components = schema["components"]["schemas"]
+    for path, method, operation in _operations(app):
+        ok = operation["responses"].get("200", {}).get("content", {}).get("application/json")
+        if method != "GET" or ok is None or not _has_list(ok["schema"], components):
+            continue
+        body = ok["schema"]
+        body = components[body["$ref"].rsplit("/", 1)[-1]] if "$ref" in body else body
+        params = {p["name"] for p in operation.get("parameters", [])}
+        if "next_cursor" in body.get("properties", {}):
+            assert {"cursor", "limit"} <= params, f"{path} pages without cursor and limit"
+        else:
+            assert path in COMPLETE, f"GET {path} returns a list with no next_cursor"

@@ -3,6 +3,7 @@ and the new list, cancel and delete endpoints and metric pages work on its SQL."
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +56,10 @@ def test_out_of_range_integers_and_nuls_are_4xx(pg: tuple[TestClient, FastAPI]) 
         r = client.get(url, params=params)
         assert r.status_code == 422, (url, params, r.text)
     assert client.get(f"/v1/jobs/{job_id}%00").status_code == 422
+    for url in ("/v1/jobs", "/v1/results", f"/v1/jobs/{job_id}/metrics", "/v1/benchmarks"):
+        nul_cursor = base64.urlsafe_b64encode(b"2026-01-01T00:00:00+00:00|1|\x00").decode()
+        r = client.get(url, params={"cursor": nul_cursor})
+        assert (r.status_code, r.json()["errors"][0]["loc"]) == (400, "cursor"), url
     edge = client.get(f"/v1/jobs/{job_id}/metrics", params={"since_step": str(2**63 - 1)})
     assert edge.status_code == 200 and edge.json()["metrics"] == {}
     found = client.get("/v1/results", params={"filter": "seed:eq:2147483647"})
