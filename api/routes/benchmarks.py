@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
@@ -11,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import CallerDep, SessionDep, SettingsDep, WriterDep
 from api.routes.params import plain_text_params
+from api.schemas import UtcDatetime
 from api.services.benchmarks import (
     benchmark_report,
     cancel_unfinished,
@@ -65,7 +65,7 @@ class BenchmarkPublic(BaseModel):
     name: str | None
     baseline: str | None
     tags: list[str]
-    created_at: datetime
+    created_at: UtcDatetime
     jobs: int = Field(description="points of the grid")
     created: int = Field(description="jobs created to run")
     reused: int = Field(description="points linked to a succeeded job with the same spec_hash")
