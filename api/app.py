@@ -15,7 +15,7 @@ import flatlab
 from api.errors import install_error_handlers
 from api.observability import ApiMetrics, MetricsMiddleware
 from api.openapi import install_openapi
-from api.routes import benchmarks, catalog, datasets, health, jobs, plots, presets, results
+from api.routes import benchmarks, catalog, datasets, health, jobs, keys, plots, presets, results
 from api.routes.ui import install_ui
 from flatlab.broker import make_celery
 from flatlab.settings import Settings, get_settings
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sse_poll_seconds = 0.5
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
-    for module in (jobs, benchmarks, plots, presets, results, datasets, catalog, health):
+    for module in (jobs, benchmarks, plots, presets, results, datasets, catalog, keys, health):
         app.include_router(module.router)
     install_ui(app)
     install_openapi(app)

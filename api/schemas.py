@@ -26,7 +26,7 @@ def finite(value: float | None) -> float | None:
 
 
 class JobCreate(JobSpec):
-    """A training job spec (DESIGN.md §5); the same model the worker runs."""
+    """A training job spec (docs/training.md); the same model the worker runs."""
 
 
 class Progress(BaseModel):
@@ -105,6 +105,13 @@ class JobsPublic(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at end")
 
 
+class JobDeleted(BaseModel):
+    id: str
+    deleted: dict[str, int] = Field(
+        description="rows removed: metric_points, artifacts (their files too), benchmark_links"
+    )
+
+
 class JobStatusEvent(BaseModel):
     """The `data` of a `status` server-sent event."""
 
@@ -143,6 +150,31 @@ class MetricPointPublic(BaseModel):
 class MetricsPublic(BaseModel):
     job_id: str
     metrics: dict[str, list[MetricPointPublic]] = Field(description="points by metric name")
+    total_points: dict[str, int] = Field(
+        description="points stored per series (at steps >= since_step), whatever this answer holds"
+    )
+    next_cursor: str | None = Field(
+        None, description="pass as `cursor` for the rest of the points; null when none are left"
+    )
+    downsampled: bool = Field(False, description="true when `max_points` reduced a series")
+
+    @classmethod
+    def from_page(cls, job_id: str, page: Any) -> MetricsPublic:
+        """From an `api.services.metrics.SeriesPage`."""
+        metrics = {
+            name: [
+                MetricPointPublic(step=step, epoch=epoch, value=finite(value), time=time)
+                for _, step, epoch, value, time in rows
+            ]
+            for name, rows in page.points.items()
+        }
+        return cls(
+            job_id=job_id,
+            metrics=metrics,
+            total_points=page.total_points,
+            next_cursor=page.next_cursor,
+            downsampled=page.downsampled,
+        )
 
 
 class ArtifactPublic(BaseModel):
@@ -186,6 +218,9 @@ class FieldError(BaseModel):
     loc: str = Field(description="the field path as written: `optimizer.rho`, `data.path`")
     msg: str
     type: str | None = None
+    suggestions: list[str] | None = Field(
+        None, description="for an unknown name (`type: unknown_name`): the closest known names"
+    )
 
 
 class Problem(BaseModel):

@@ -15,7 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.errors import NotFound
+from store.jobs import has_tag
 from store.models import JOB_STATUSES, Benchmark, BenchmarkJob, Job, MetricPoint, utcnow
+from store.pages import newest_first
 
 
 def create_benchmark(
@@ -108,3 +110,54 @@ def read_series(
         if value is not None:
             out[job_id].setdefault(name, []).append((int(step), float(value)))
     return out
+
+
+def list_benchmarks(
+    *,
+    session: Session,
+    team_id: str,
+    name: str | None = None,
+    tag: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[Benchmark], str | None]:
+    """One page of the team's benchmarks, newest first (optionally by name and tag)."""
+    stmt = select(Benchmark).where(Benchmark.team_id == team_id)
+    if name is not None:
+        stmt = stmt.where(Benchmark.name == name)
+    if tag is not None:
+        stmt = stmt.where(has_tag(session, Benchmark.tags, tag))
+    return newest_first(session=session, stmt=stmt, model=Benchmark, limit=limit, cursor=cursor)
+
+
+def status_counts(
+    *, session: Session, benchmark_ids: Sequence[str]
+) -> dict[str, dict[str, dict[str, int]]]:
+    """benchmark id → {"by_status": {status: n}, "reused": {status: n}} over its linked jobs."""
+    out = {
+        b: {"by_status": dict.fromkeys(JOB_STATUSES, 0), "reused": dict.fromkeys(JOB_STATUSES, 0)}
+        for b in benchmark_ids
+    }
+    if not benchmark_ids:
+        return out
+    stmt = (
+        select(BenchmarkJob.benchmark_id, BenchmarkJob.reused, Job.status, func.count())
+        .join(Job, Job.id == BenchmarkJob.job_id)
+        .where(BenchmarkJob.benchmark_id.in_(list(benchmark_ids)))
+        .group_by(BenchmarkJob.benchmark_id, BenchmarkJob.reused, Job.status)
+    )
+    for benchmark_id, reused, status, n in session.execute(stmt):
+        out[benchmark_id]["by_status"][status] += int(n)
+        if reused:
+            out[benchmark_id]["reused"][status] += int(n)
+    return out
+
+
+def unfinished_job_ids(*, session: Session, benchmark_id: str) -> list[str]:
+    """The benchmark's queued and running jobs."""
+    stmt = (
+        select(Job.id)
+        .join(BenchmarkJob, BenchmarkJob.job_id == Job.id)
+        .where(BenchmarkJob.benchmark_id == benchmark_id, Job.status.in_(("queued", "running")))
+    )
+    return list(session.scalars(stmt))

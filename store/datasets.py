@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from store.errors import NotFound
 from store.models import Dataset, new_id
+from store.pages import newest_first
 
 
 def create_dataset(
@@ -46,12 +47,9 @@ def get_dataset(*, session: Session, dataset_id: str, team_id: str) -> Dataset:
     return row
 
 
-def list_datasets(*, session: Session, team_id: str, limit: int = 100) -> list[Dataset]:
-    """The team's uploads, newest first."""
-    stmt = (
-        select(Dataset)
-        .where(Dataset.team_id == team_id)
-        .order_by(Dataset.created_at.desc(), Dataset.id)
-        .limit(limit)
-    )
-    return list(session.scalars(stmt))
+def list_datasets(
+    *, session: Session, team_id: str, limit: int = 100, cursor: str | None = None
+) -> tuple[list[Dataset], str | None]:
+    """One page of the team's uploads, newest first, and the cursor of the next (or None)."""
+    stmt = select(Dataset).where(Dataset.team_id == team_id)
+    return newest_first(session=session, stmt=stmt, model=Dataset, limit=limit, cursor=cursor)

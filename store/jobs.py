@@ -8,16 +8,25 @@ with one conditional UPDATE so it cannot race a worker's claim.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, exists, func, select, tuple_, update
+from sqlalchemy import ColumnElement, delete, exists, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from store.errors import Conflict, InvalidRequest, NotFound
-from store.models import JOB_STATUSES, TERMINAL_STATUSES, Job, utcnow
+from store.models import (
+    JOB_STATUSES,
+    TERMINAL_STATUSES,
+    Artifact,
+    BenchmarkJob,
+    Job,
+    MetricPoint,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from sam_core.spec import JobSpec
@@ -131,14 +140,15 @@ def _conditions(session: Session, filters: JobFilters) -> list[ColumnElement[boo
     }
     out = [col == getattr(filters, key) for key, col in columns.items() if getattr(filters, key)]
     if filters.tag is not None:
-        out.append(_has_tag(session, filters.tag))
+        out.append(has_tag(session, Job.tags, filters.tag))
     return out
 
 
-def _has_tag(session: Session, tag: str) -> ColumnElement[bool]:
+def has_tag(session: Session, tags: Any, tag: str) -> ColumnElement[bool]:
+    """`tags` (a JSON list column) holds `tag`."""
     if session.get_bind().dialect.name == "postgresql":
-        return Job.tags.cast(JSONB).op("@>")(func.jsonb_build_array(tag))
-    each = func.json_each(Job.tags).table_valued("value")
+        return tags.cast(JSONB).op("@>")(func.jsonb_build_array(tag))  # type: ignore[no-any-return]
+    each = func.json_each(tags).table_valued("value")
     return exists(select(1).select_from(each).where(each.c.value == tag))
 
 
@@ -153,6 +163,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, job_id = raw.split("|", 1)
+        if "\x00" in job_id:  # no id holds one, and PostgreSQL refuses it in any text
+            raise ValueError("NUL in a cursor")
         return datetime.fromisoformat(stamp), job_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(
@@ -187,6 +199,69 @@ def request_cancel(*, session: Session, team_id: str, job_id: str) -> Job:
     if job.status in TERMINAL_STATUSES and not cancelled:
         raise Conflict(f"job {job_id} is already {job.status}", id=job_id, job_status=job.status)
     return job
+
+
+def cancel_jobs(*, session: Session, job_ids: Sequence[str]) -> tuple[int, int]:
+    """Cancel the queued jobs among `job_ids` and ask the running ones to stop.
+
+    The same two conditional UPDATEs as `request_cancel`, for many jobs at
+    once; finished jobs are left as they are. Returns `(cancelled, stopping)`:
+    how many queued jobs are now cancelled, and how many running jobs were
+    asked to stop by this call.
+    """
+    if not job_ids:
+        return 0, 0
+    now, ids = utcnow(), list(job_ids)
+    cancelled = session.execute(
+        update(Job)
+        .where(Job.id.in_(ids), Job.status == "queued")
+        .values(
+            status="cancelled",
+            failure_reason="cancelled",
+            error="cancelled before it started",
+            cancel_requested_at=now,
+            finished_at=now,
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    stopping = session.execute(
+        update(Job)
+        .where(Job.id.in_(ids), Job.status == "running", Job.cancel_requested_at.is_(None))
+        .values(cancel_requested_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    return int(cancelled), int(stopping)
+
+
+def delete_job(*, session: Session, team_id: str, job_id: str) -> dict[str, Any]:
+    """Delete a finished job with its metric points, artifact rows and benchmark links.
+
+    A queued or running job is a `Conflict`: a worker may hold it, so it must
+    be cancelled first. Returns the counts removed and the artifact paths
+    (relative to the artifacts folder) whose files the caller removes once
+    the deletion is committed.
+    """
+    job = get_job(session=session, job_id=job_id, team_id=team_id)
+    if job.status not in TERMINAL_STATUSES:
+        raise Conflict(
+            f"job {job_id} is {job.status}: cancel it first (POST /v1/jobs/{job_id}/cancel) "
+            "and delete it once it is cancelled",
+            id=job_id,
+            job_status=job.status,
+        )
+    paths = list(session.scalars(select(Artifact.path).where(Artifact.job_id == job_id)))
+    counts = {
+        "metric_points": _delete(session, delete(MetricPoint).where(MetricPoint.job_id == job_id)),
+        "artifacts": _delete(session, delete(Artifact).where(Artifact.job_id == job_id)),
+        "benchmark_links": _delete(
+            session, delete(BenchmarkJob).where(BenchmarkJob.job_id == job_id)
+        ),
+    }
+    session.delete(job)
+    session.flush()
+    return {"counts": counts, "paths": paths}
+
+
+def _delete(session: Session, stmt: Any) -> int:
+    return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
 
 def _update_if(session: Session, job_id: str, current: str, **values: Any) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from store.errors import Conflict, NotFound
 from store.models import ApiKey, Team, utcnow
+from store.pages import newest_first
 
 KEY_PREFIX = "fl_"
 PREFIX_CHARS = 11  # "fl_" and 8 characters of the secret
@@ -96,3 +97,11 @@ def authenticate(*, session: Session, key: str) -> tuple[Team, bool] | None:
     if row is None or row.ApiKey.revoked_at is not None:
         return None
     return row.Team, row.ApiKey.read_only
+
+
+def list_api_keys(
+    *, session: Session, team_id: str, limit: int = 100, cursor: str | None = None
+) -> tuple[list[ApiKey], str | None]:
+    """One page of the team's keys (revoked ones too), newest first; hashes stay here."""
+    stmt = select(ApiKey).where(ApiKey.team_id == team_id)
+    return newest_first(session=session, stmt=stmt, model=ApiKey, limit=limit, cursor=cursor)

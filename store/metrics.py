@@ -10,11 +10,12 @@ NULL (SQLite has no NaN; JSON has neither NaN nor infinity).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from itertools import islice
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -109,3 +110,51 @@ def read_metric_points(
     else:
         stmt = stmt.order_by(MetricPoint.name, MetricPoint.step)
     return list(session.scalars(stmt.limit(limit)))
+
+
+def metric_series_stats(
+    *,
+    session: Session,
+    job_id: str,
+    names: Sequence[str] | None = None,
+    since_step: int | None = None,
+) -> dict[str, int]:
+    """Series name → how many points the job has stored (at steps ≥ `since_step`)."""
+    stmt = select(MetricPoint.name, func.count()).where(MetricPoint.job_id == job_id)
+    if names:
+        stmt = stmt.where(MetricPoint.name.in_(list(names)))
+    if since_step is not None:
+        stmt = stmt.where(MetricPoint.step >= since_step)
+    rows = session.execute(stmt.group_by(MetricPoint.name).order_by(MetricPoint.name))
+    return {name: int(n) for name, n in rows}
+
+
+def iter_metric_rows(
+    *,
+    session: Session,
+    job_id: str,
+    names: Sequence[str] | None = None,
+    since_step: int | None = None,
+    after: tuple[str, int] | None = None,
+    limit: int | None = None,
+) -> Iterator[tuple[str, int, float, float | None, datetime]]:
+    """`(name, step, epoch, value, time)` in (name, step) order, streamed from the database.
+
+    `after` is the `(name, step)` of the last point already read: reading goes
+    on from the point after it, which is how pages of a long run follow each other.
+    """
+    stmt = select(
+        MetricPoint.name, MetricPoint.step, MetricPoint.epoch, MetricPoint.value, MetricPoint.time
+    ).where(MetricPoint.job_id == job_id)
+    if names:
+        stmt = stmt.where(MetricPoint.name.in_(list(names)))
+    if since_step is not None:
+        stmt = stmt.where(MetricPoint.step >= since_step)
+    if after is not None:
+        stmt = stmt.where(tuple_(MetricPoint.name, MetricPoint.step) > tuple_(*after))
+    stmt = stmt.order_by(MetricPoint.name, MetricPoint.step)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    result = session.execute(stmt.execution_options(yield_per=5000))
+    for name, step, epoch, value, time in result:
+        yield name, int(step), float(epoch), value, time

@@ -309,3 +309,21 @@ def _name(f: Field) -> str:
 
 def _f(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def summary_keys(*, session: Session, team_id: str) -> set[str]:
+    """Every key any of the team's job summaries holds."""
+    if _dialect(session) == "postgresql":
+        keys = func.jsonb_object_keys(cast(Job.summary, JSONB))
+        is_object = func.jsonb_typeof(cast(Job.summary, JSONB)) == "object"
+        stmt = select(keys).where(Job.team_id == team_id, is_object).distinct()
+        return set(session.scalars(stmt))
+    each = func.json_each(Job.summary).table_valued("key")
+    stmt = (
+        select(each.c.key)
+        .select_from(Job)
+        .join(each, literal(True))
+        .where(Job.team_id == team_id, func.json_type(Job.summary) == "object")
+        .distinct()
+    )
+    return {str(k) for k in session.scalars(stmt)}

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import CallerDep, SessionDep, SettingsDep, WriterDep
-from api.services.benchmarks import benchmark_report, enqueue_jobs, submit_benchmark
+from api.routes.params import plain_text_params
+from api.schemas import UtcDatetime
+from api.services.benchmarks import (
+    benchmark_report,
+    cancel_unfinished,
+    check_rank_metric,
+    enqueue_jobs,
+    submit_benchmark,
+)
+from store.benchmarks import list_benchmarks, status_counts
 from store.models import Benchmark
 
-router = APIRouter(prefix="/v1/benchmarks", tags=["benchmarks"])
+router = APIRouter(
+    prefix="/v1/benchmarks", tags=["benchmarks"], dependencies=[Depends(plain_text_params)]
+)
 
 
 class BenchmarkCreate(BaseModel):
@@ -54,7 +65,7 @@ class BenchmarkPublic(BaseModel):
     name: str | None
     baseline: str | None
     tags: list[str]
-    created_at: datetime
+    created_at: UtcDatetime
     jobs: int = Field(description="points of the grid")
     created: int = Field(description="jobs created to run")
     reused: int = Field(description="points linked to a succeeded job with the same spec_hash")
@@ -83,13 +94,37 @@ class BenchmarkJobPublic(BaseModel):
     reused: bool
 
 
+class BenchmarkCreated(BenchmarkPublic):
+    skipped_axes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="axis → configurations it was skipped for: their optimizer, model or data "
+        "block has no such field (an `optimizer.rho` axis beside SGD)",
+    )
+
+
+class BenchmarkListed(BenchmarkPublic):
+    by_status: dict[str, int] = Field(description="the benchmark's jobs by status")
+
+
+class BenchmarksPublic(BaseModel):
+    items: list[BenchmarkListed]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at end")
+
+
+class BenchmarkCancelled(BaseModel):
+    benchmark_id: str
+    cancelled: int = Field(description="queued jobs cancelled now")
+    stopping: int = Field(description="running jobs asked to stop at their next step")
+    unfinished: int = Field(description="jobs queued or running before this request")
+
+
 class BenchmarkReport(BenchmarkPublic):
     progress: dict[str, Any]
     job_list: list[BenchmarkJobPublic]
     comparison: dict[str, Any]
 
 
-@router.post("", status_code=202, response_model=BenchmarkPublic)
+@router.post("", status_code=202, response_model=BenchmarkCreated)
 def create_benchmark(
     body: BenchmarkCreate,
     request: Request,
@@ -98,7 +133,7 @@ def create_benchmark(
     session: SessionDep,
     settings: SettingsDep,
     caller: WriterDep,
-) -> BenchmarkPublic:
+) -> BenchmarkCreated:
     """Expand and validate the grid, create one job per point, queue them after commit."""
     raw = body.model_dump(exclude_unset=True)
     done = submit_benchmark(session=session, settings=settings, team_id=caller.team_id, request=raw)
@@ -106,8 +141,58 @@ def create_benchmark(
     background.add_task(enqueue_jobs, state.celery, state.session_factory, done.groups)
     response.headers["Location"] = f"/v1/benchmarks/{done.benchmark.id}"
     created = len(done.created)
-    return BenchmarkPublic.from_benchmark(
+    public = BenchmarkPublic.from_benchmark(
         done.benchmark, jobs=created + done.reused, created=created
+    )
+    return BenchmarkCreated(**public.model_dump(), skipped_axes=done.skipped)
+
+
+@router.get("", response_model=BenchmarksPublic)
+def read_benchmarks(
+    session: SessionDep,
+    caller: CallerDep,
+    name: Annotated[str | None, Query(max_length=200, description="exact name")] = None,
+    tag: Annotated[str | None, Query(description="benchmarks with this tag")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> BenchmarksPublic:
+    """List the team's benchmarks, newest first, with their jobs counted by status;
+    follow `next_cursor` for the next page."""
+    rows, next_cursor = list_benchmarks(
+        session=session, team_id=caller.team_id, name=name, tag=tag, limit=limit, cursor=cursor
+    )
+    counts = status_counts(session=session, benchmark_ids=[b.id for b in rows])
+    items = []
+    for b in rows:
+        by_status, reused = counts[b.id]["by_status"], sum(counts[b.id]["reused"].values())
+        total = sum(by_status.values())
+        public = BenchmarkPublic.from_benchmark(b, jobs=total, created=total - reused)
+        items.append(BenchmarkListed(**public.model_dump(), by_status=by_status))
+    return BenchmarksPublic(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/{benchmark_id}/cancel",
+    response_model=BenchmarkCancelled,
+    responses={
+        202: {
+            "model": BenchmarkCancelled,
+            "description": "some jobs were running: they stop at their next step",
+        }
+    },
+)
+async def cancel_benchmark(
+    benchmark_id: str, response: Response, session: SessionDep, caller: WriterDep
+) -> BenchmarkCancelled:
+    """Cancel every unfinished job of the benchmark: queued ones now, running ones at their
+    next step (202 when any was running); finished and reused jobs are left as they are."""
+    cancelled, stopping, unfinished = await run_in_threadpool(
+        cancel_unfinished, session=session, team_id=caller.team_id, benchmark_id=benchmark_id
+    )
+    if stopping:
+        response.status_code = 202
+    return BenchmarkCancelled(
+        benchmark_id=benchmark_id, cancelled=cancelled, stopping=stopping, unfinished=unfinished
     )
 
 
@@ -122,6 +207,7 @@ def read_benchmark(
     """Progress by status and the comparison: per-configuration statistics over seeds,
     ranking, paired tests against the baseline, Kendall τ of sharpness vs generalization
     gap, and the test metrics at equal gradient evaluations and equal training time."""
+    check_rank_metric(session=session, team_id=caller.team_id, metric=metric)
     report = benchmark_report(
         session=session,
         team_id=caller.team_id,

@@ -6,15 +6,16 @@ exactly what validation accepts, each entry with its parameters' JSON schema.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from api.deps import CallerDep
+from api.routes.params import plain_text_params
 from api.schemas import CatalogEntry, CatalogPublic, OptimizersPublic
 from sam_core.spec import DATASETS, MEASURES, MODELS, RULES
 from sam_core.spec.catalog import Info
 from sam_core.spec.optimizers import BaseOptimizerParams, ScheduleParams
 
-router = APIRouter(prefix="/v1", tags=["catalog"])
+router = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[Depends(plain_text_params)])
 
 
 def _entries(table: dict[str, Info]) -> list[CatalogEntry]:

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CallerDep, SessionDep, SettingsDep, WriterDep
+from api.routes.params import plain_text_params
 from api.schemas import UtcDatetime
 from api.services.datasets import receive_upload, save_dataset
 from store.datasets import get_dataset, list_datasets
 from store.models import Dataset
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(
+    prefix="/v1/datasets", tags=["datasets"], dependencies=[Depends(plain_text_params)]
+)
 
 
 class ArrayInfo(BaseModel):
@@ -54,6 +57,7 @@ class DatasetPublic(BaseModel):
 
 class DatasetsPublic(BaseModel):
     items: list[DatasetPublic]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at end")
 
 
 UPLOAD_BODY = {
@@ -120,10 +124,15 @@ def read_uploads(
     session: SessionDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
 ) -> DatasetsPublic:
-    """The team's uploaded data sets, newest first."""
-    rows = list_datasets(session=session, team_id=caller.team_id, limit=limit)
-    return DatasetsPublic(items=[DatasetPublic.from_dataset(r) for r in rows])
+    """The team's uploaded data sets, newest first; follow `next_cursor` for the next page."""
+    rows, next_cursor = list_datasets(
+        session=session, team_id=caller.team_id, limit=limit, cursor=cursor
+    )
+    return DatasetsPublic(
+        items=[DatasetPublic.from_dataset(r) for r in rows], next_cursor=next_cursor
+    )
 
 
 @router.get(

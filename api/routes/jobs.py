@@ -1,34 +1,37 @@
-"""/v1/jobs: submit, list, read, cancel, and a job's metrics, live events and artifacts."""
+"""/v1/jobs: submit, list, read, cancel, delete, and a job's metrics, live events and artifacts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CallerDep, SessionDep, SettingsDep, WriterDep
+from api.routes.params import plain_text_params
 from api.schemas import (
     ArtifactPublic,
     ArtifactsPublic,
     JobCreate,
+    JobDeleted,
     JobPublic,
     JobsPublic,
     JobsQuery,
-    MetricPointPublic,
     MetricsPublic,
 )
+from api.services.artifacts import media_type, remove_files
 from api.services.events import job_events
 from api.services.jobs import enqueue_after_commit, public_jobs, submit_job
+from api.services.metrics import MAX_STEP, check_names, read_downsampled, read_page
+from api.services.names import check_choice
 from store.artifacts import get_artifact, list_artifacts
-from store.errors import NotFound
-from store.jobs import JobFilters, get_job, list_jobs, request_cancel
-from store.metrics import read_metric_points
+from store.errors import NotFound, Unprocessable
+from store.jobs import JobFilters, delete_job, get_job, list_jobs, request_cancel
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(plain_text_params)])
 
 IdempotencyKey = Annotated[
     str | None,
@@ -84,6 +87,9 @@ def read_jobs(
     cursor: str | None = None,
 ) -> JobsPublic:
     """List the team's jobs, newest first; follow `next_cursor` for the next page."""
+    for column in ("optimizer", "model", "dataset"):
+        if (value := getattr(query, column)) is not None:
+            check_choice(column, value, column)
     jobs, next_cursor = list_jobs(
         session=session,
         team_id=caller.team_id,
@@ -116,22 +122,54 @@ async def cancel_job(
     return JobPublic.from_job(job)
 
 
-@router.get("/{job_id}/metrics", response_model=MetricsPublic)
+@router.get(
+    "/{job_id}/metrics",
+    response_model=MetricsPublic,
+    responses={
+        400: {"description": "a `cursor` not taken from `next_cursor`"},
+        422: {"description": "an unknown series in `names` (with the closest names)"},
+    },
+)
 def read_metrics(
     job_id: str,
     session: SessionDep,
     caller: CallerDep,
     names: Annotated[str | None, Query(description="comma-separated: train_loss,test_acc")] = None,
-    since_step: Annotated[int | None, Query(ge=0)] = None,
+    since_step: Annotated[int | None, Query(ge=0, le=MAX_STEP)] = None,
+    max_points: Annotated[
+        int | None,
+        Query(ge=4, le=100_000, description="downsample each series to at most this many points"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000, description="points per page")] = 100_000,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> MetricsPublic:
-    """A job's metric time series, grouped by name, in step order."""
+    """A job's metric series, grouped by name, in step order: complete in pages of `limit`
+    (follow `next_cursor`), or with `max_points` each series downsampled keeping its extremes."""
     get_job(session=session, job_id=job_id, team_id=caller.team_id)
     wanted = [n.strip() for n in names.split(",") if n.strip()] if names else None
-    points = read_metric_points(session=session, job_id=job_id, names=wanted, since_step=since_step)
-    grouped: dict[str, list[MetricPointPublic]] = {}
-    for point in points:
-        grouped.setdefault(point.name, []).append(MetricPointPublic.from_point(point))
-    return MetricsPublic(job_id=job_id, metrics=grouped)
+    if wanted:
+        check_names(session=session, job_id=job_id, names=wanted)
+    if max_points is not None:
+        if cursor is not None:
+            msg = "max_points answers in one page: drop cursor (or max_points to page)"
+            raise Unprocessable(f"cursor: {msg}", errors=[{"loc": "cursor", "msg": msg}])
+        page = read_downsampled(
+            session=session,
+            job_id=job_id,
+            names=wanted,
+            since_step=since_step,
+            max_points=max_points,
+        )
+    else:
+        page = read_page(
+            session=session,
+            job_id=job_id,
+            names=wanted,
+            since_step=since_step,
+            limit=limit,
+            cursor=cursor,
+        )
+    return MetricsPublic.from_page(job_id, page)
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse)
@@ -140,7 +178,7 @@ def stream_events(
     request: Request,
     session: SessionDep,
     caller: CallerDep,
-    last_event_id: Annotated[int, Header(alias="Last-Event-ID", ge=0)] = 0,
+    last_event_id: Annotated[int, Header(alias="Last-Event-ID", ge=0, le=2**63 - 1)] = 0,
 ) -> EventSourceResponse:
     """Server-sent events: `status` now and on change, `metric` per new point; ends when done."""
     get_job(session=session, job_id=job_id, team_id=caller.team_id)
@@ -170,4 +208,24 @@ def download_artifact(
     path = (root / artifact.path).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         raise NotFound(f"the file of artifact {name!r} is missing", resource="artifact")
-    return FileResponse(path, filename=Path(artifact.name).name)
+    return FileResponse(path, filename=Path(artifact.name).name, media_type=media_type(name))
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=JobDeleted,
+    responses={409: {"description": "the job is queued or running: cancel it first"}},
+)
+def remove_job(
+    job_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    caller: WriterDep,
+    background: BackgroundTasks,
+) -> JobDeleted:
+    """Delete a finished job with its metric points, artifacts (rows and files) and its
+    places in benchmarks; a queued or running job is a 409 until it is cancelled."""
+    done = delete_job(session=session, team_id=caller.team_id, job_id=job_id)
+    # the session dependency commits before this background task runs
+    background.add_task(remove_files, settings.artifacts_dir, job_id, done["paths"])
+    return JobDeleted(id=job_id, deleted=done["counts"])

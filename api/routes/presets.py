@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from api.deps import CallerDep
+from api.routes.params import plain_text_params
 from flatlab.presets import PRESETS
 from sam_core.spec.benchmark import BenchmarkBody, count_points
 
-router = APIRouter(prefix="/v1/presets", tags=["benchmarks"])
+router = APIRouter(
+    prefix="/v1/presets", tags=["benchmarks"], dependencies=[Depends(plain_text_params)]
+)
 
 
 class PresetPublic(BaseModel):

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import CallerDep, SessionDep
+from api.routes.params import plain_text_params
 from api.services.results import (
     CONTENT_TYPES,
     DEFAULT_METRICS,
     add_intervals,
+    check_metric_names,
     group_table,
     parse_field,
     parse_filter,
@@ -23,7 +25,9 @@ from api.services.results import (
 )
 from store.results import ResultsQuery, query_groups, query_rows
 
-router = APIRouter(prefix="/v1/results", tags=["results"])
+router = APIRouter(
+    prefix="/v1/results", tags=["results"], dependencies=[Depends(plain_text_params)]
+)
 
 FilterParam = Annotated[
     list[str],
@@ -60,6 +64,7 @@ def read_results(
         limit=limit,
         cursor=cursor,
     )
+    check_metric_names(session=session, query=query)
     if keys:
         groups = add_intervals(query_groups(session=session, query=query))
         body: dict[str, Any] = {"group_by": keys, "metrics": list(query.metrics), "groups": groups}

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.services.comparison import BUDGET_METRICS, Run, compare
 from api.services.datasets import check_dataset_access
 from api.services.jobs import auto_queue_now, check_data_present, enqueue_group_after_commit
+from api.services.names import check_summary_metrics
 from flatlab.presets import UnknownPreset, apply_preset
 from flatlab.settings import Settings
 from sam_core.spec import JobSpec
@@ -31,10 +32,12 @@ from store.benchmarks import (
     get_benchmark,
     link_jobs,
     read_series,
+    unfinished_job_ids,
 )
 from store.errors import NotFound, Unprocessable
-from store.jobs import create_job
+from store.jobs import cancel_jobs, create_job
 from store.models import Benchmark, Job
+from store.results import summary_keys
 
 SERIES = (*BUDGET_METRICS, "grad_evals")
 
@@ -47,6 +50,8 @@ class Submitted:
     # What to send to the broker: (job ids, queue); a group of several trains as one
     # seed ensemble on one worker.
     groups: list[tuple[list[str], str]]
+    # axis → the configurations (labels) it was skipped for, their block lacking its field
+    skipped: dict[str, list[str]]
 
 
 def read_body(request: dict[str, Any]) -> BenchmarkBody:
@@ -105,8 +110,17 @@ def submit_benchmark(
         ([created[i].id for i in group], created[group[0]].queue)
         for group in ensemble_groups(specs, settings.ensemble_max_members)
     ]
+    skipped: dict[str, list[str]] = {}
+    for point in points:
+        for axis in point.skipped:
+            if point.label not in skipped.setdefault(axis, []):
+                skipped[axis].append(point.label)
     return Submitted(
-        benchmark=benchmark, created=created, reused=len(points) - len(created), groups=groups
+        benchmark=benchmark,
+        created=created,
+        reused=len(points) - len(created),
+        groups=groups,
+        skipped=skipped,
     )
 
 
@@ -168,3 +182,23 @@ def benchmark_report(
         },
         "comparison": compare(runs, baseline=benchmark.baseline, metric=metric, order=order),
     }
+
+
+def cancel_unfinished(*, session: Session, team_id: str, benchmark_id: str) -> tuple[int, int, int]:
+    """Cancel the benchmark's queued jobs and ask its running ones to stop.
+
+    Returns `(cancelled, stopping, unfinished)`: queued jobs cancelled now,
+    running jobs asked to stop by this call, and how many jobs were queued
+    or running when it began.
+    """
+    get_benchmark(session=session, benchmark_id=benchmark_id, team_id=team_id)
+    job_ids = unfinished_job_ids(session=session, benchmark_id=benchmark_id)
+    cancelled, stopping = cancel_jobs(session=session, job_ids=job_ids)
+    return cancelled, stopping, len(job_ids)
+
+
+def check_rank_metric(*, session: Session, team_id: str, metric: str) -> None:
+    """The summary metric a report ranks on must exist (else a 422 with the closest names)."""
+    check_summary_metrics(
+        [("metric", metric)], lambda: summary_keys(session=session, team_id=team_id)
+    )

@@ -17,17 +17,29 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from datetime import datetime
 from typing import Any, NoReturn
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sqlalchemy.orm import Session
 
 from api.services.comparison import interval, metric_bounds
+from api.services.names import (
+    CATALOG_COLUMNS,
+    SUMMARY_METRICS,
+    check_choice,
+    check_spec_path,
+    check_summary_metrics,
+    spec_paths,
+    unknown,
+)
 from sam_core.spec.benchmark import SPEC_SECTIONS
+from sam_core.spec.catalog import MAX_SEED
 from store.errors import Unprocessable
-from store.results import COLUMNS, Condition, Field, Filter
+from store.results import COLUMNS, Condition, Field, Filter, ResultsQuery, summary_keys
 
 OPS = ("eq", "ne", "gt", "ge", "lt", "le", "in")
 ORDERED_OPS = ("gt", "ge", "lt", "le")
@@ -38,6 +50,8 @@ CONTENT_TYPES = {
     "parquet": "application/vnd.apache.parquet",
 }
 _SEGMENT = re.compile(r"^[A-Za-z0-9_]+$")
+_INTEGER = re.compile(r"^[+-]?\d{1,12}$")
+SPECIAL = ("tag", "benchmark", "created")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -48,18 +62,31 @@ def parse_field(text: str, *, where: str) -> Field:
         _bad(where, text, "a field is dotted words, such as optimizer.rho")
     if len(parts) == 1 and parts[0] in COLUMNS:
         return Field("column", parts)
-    if len(parts) == 1 and parts[0] in ("tag", "benchmark", "created"):
+    if len(parts) == 1 and parts[0] in SPECIAL:
         return Field(parts[0], parts)
     if parts[0] == "summary" and len(parts) == 2:
         return Field("summary", parts[1:])
     if parts[0] in SPEC_SECTIONS and parts[0] != "tags" and len(parts) > 1:
+        check_spec_path(where, parts)
         return Field("spec", parts)
-    _bad(
-        where,
-        text,
-        f"unknown field {text!r}: use a spec path (optimizer.rho), summary.<metric>, "
-        f"tag, benchmark, created, or one of {', '.join(COLUMNS)}",
-    )
+    known = [*COLUMNS, *SPECIAL, *spec_paths(), *(f"summary.{m}" for m in SUMMARY_METRICS)]
+    hint = "use a spec path (optimizer.rho), summary.<metric>, tag, benchmark, created, or a "
+    unknown(where, text, known, "field", hint + f"job column ({', '.join(COLUMNS)})")
+
+
+def check_metric_names(*, session: Session, query: ResultsQuery) -> None:
+    """Each summary metric the query names (`metrics`, `summary.<m>` fields) must exist.
+
+    A metric exists when every run records it by design, or when a job of the
+    team has it in its summary (custom measures' keys); else a 422 with the
+    closest names.
+    """
+    named = [("metrics", m) for m in query.metrics]
+    for where, fields in (("group_by", query.group_by), ("fields", query.fields)):
+        named += [(where, f.path[0]) for f in fields if f.kind == "summary"]
+    for any_of in query.filters:
+        named += [("filter", c.field.path[0]) for c in any_of if c.field.kind == "summary"]
+    check_summary_metrics(named, lambda: summary_keys(session=session, team_id=query.team_id))
 
 
 def parse_filter(text: str) -> Filter:
@@ -77,7 +104,8 @@ def _parse_clause(clause: str, whole: str) -> Condition:
         _bad("filter", whole, f"unknown operator {op!r} in {clause!r}; one of {', '.join(OPS)}")
     texts = raw.split(",") if op == "in" else [raw]
     values = tuple(_typed(field, t, clause, whole) for t in texts)
-    if op in ORDERED_OPS and not isinstance(values[0], float | datetime):
+    ordered = isinstance(values[0], int | float | datetime) and not isinstance(values[0], bool)
+    if op in ORDERED_OPS and not ordered:
         _bad("filter", whole, f"{op!r} needs a number (or a time for created) in {clause!r}")
     if field.kind in ("tag", "benchmark") and op not in ("eq", "ne", "in"):
         _bad("filter", whole, f"{name!r} takes eq, ne or in, not {op!r}")
@@ -90,12 +118,18 @@ def _typed(field: Field, text: str, clause: str, whole: str) -> Any:
             return datetime.fromisoformat(text)
         except ValueError:
             _bad("filter", whole, f"{text!r} in {clause!r} is not an ISO 8601 time")
+    if field.kind == "column" and field.path[0] in CATALOG_COLUMNS:
+        check_choice("filter", text, field.path[0])
     if field.kind in ("tag", "benchmark") or (field.kind == "column" and field.path[0] != "seed"):
         return text
-    if _NUMBER.match(text):
-        return int(text) if field.kind == "column" else float(text)
     if field.kind == "column":
-        _bad("filter", whole, f"seed compares with an integer, not {text!r}")
+        if not _INTEGER.match(text) or not 0 <= int(text) <= MAX_SEED:
+            _bad("filter", whole, f"seed compares with an integer in [0, 2^31 - 1], not {text!r}")
+        return int(text)
+    if _NUMBER.match(text):
+        if not math.isfinite(number := float(text)):
+            _bad("filter", whole, f"{text!r} in {clause!r} is not a finite number")
+        return number
     if text in ("true", "false"):
         return text == "true"
     if text == "null":

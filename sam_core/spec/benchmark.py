@@ -3,12 +3,18 @@
 A benchmark is a base job spec, axes (dotted spec paths, each with a list of
 values) and seeds. `expand` takes the cartesian product of the axes and the
 seeds and validates every point as a `JobSpec` before any job exists, so a
-grid is accepted or refused whole (DESIGN.md §5). Torch-free: the API imports it.
+grid is accepted or refused whole. Torch-free: the API imports it.
+
+An axis over a field of a block that another axis chooses (`optimizer.rho`
+beside `optimizer: [sgd, sam, asam]`) is skipped for the blocks without that
+field: SGD runs once, SAM and ASAM once per ρ; each point lists the axes it
+skipped.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import itertools
 import json
 import math
@@ -17,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sam_core.spec import JobSpec, public_loc
+from sam_core.spec import DATASETS, MODELS, RULES, JobSpec, public_loc
 
 __all__ = ["BenchmarkBody", "BenchmarkInvalid", "Point", "count_points", "expand"]
 
@@ -80,6 +86,7 @@ class Point:
     seed: int
     values: dict[str, Any]
     spec: JobSpec = field(compare=False)
+    skipped: tuple[str, ...] = ()  # axes whose field this point's block does not have
 
 
 def count_points(body: BenchmarkBody) -> int:
@@ -101,19 +108,28 @@ def expand(body: BenchmarkBody, *, max_jobs: int = 1000) -> list[Point]:
     points: list[Point] = []
     errors: list[dict[str, Any]] = []
     bad_points = 0
+    seen: set[str] = set()
+    applied: set[str] = set()
     for combo in itertools.product(*(range(len(body.axes[p])) for p in paths)):
         values = {p: body.axes[p][i] for p, i in zip(paths, combo, strict=True)}
-        label = "·".join(labels[p][i] for p, i in zip(paths, combo, strict=True)) or "base"
         for seed in body.seeds:
             try:
-                spec = _point_spec(body, values, seed)
+                spec, skipped = _point_spec_skipping(body, values, seed)
             except BenchmarkInvalid as exc:
                 bad_points += 1
+                label = _label(labels, paths, combo, ())
                 for error in exc.errors:
                     if len(errors) < MAX_REPORTED_ERRORS:
                         errors.append({**error, "point": {"label": label, **values}})
                 break  # the other seeds of this configuration fail the same way
-            points.append(Point(label=label, seed=seed, values=values, spec=spec))
+            kept = {p: v for p, v in values.items() if p not in skipped}
+            if seed == body.seeds[0]:
+                if _canonical(kept) in seen:
+                    break  # the same configuration as an earlier one once axes are skipped
+                seen.add(_canonical(kept))
+                applied.update(kept)
+            label = _label(labels, paths, combo, skipped)
+            points.append(Point(label, seed, kept, spec, skipped=skipped))
     if errors:
         first = errors[0]
         raise BenchmarkInvalid(
@@ -121,8 +137,53 @@ def expand(body: BenchmarkBody, *, max_jobs: int = 1000) -> list[Point]:
             f"{first['loc']}: {first['msg']} at {first['point']}",
             errors,
         )
+    _check_applied(body, applied)
     _check_labels(points, body.baseline)
     return points
+
+
+def _label(
+    labels: dict[str, list[str]], paths: list[str], combo: tuple[int, ...], skipped: tuple[str, ...]
+) -> str:
+    parts = [labels[p][i] for p, i in zip(paths, combo, strict=True) if p not in skipped]
+    return "·".join(parts) or "base"
+
+
+def _point_spec_skipping(
+    body: BenchmarkBody, values: dict[str, Any], seed: int
+) -> tuple[JobSpec, tuple[str, ...]]:
+    """The point's spec, leaving out axes its own block has no field for.
+
+    An axis `optimizer.rho` beside an axis `optimizer` over rules applies to
+    the rules that have `rho` and is skipped for the others (SGD has no ρ);
+    the same holds for `model.*` and `data.*` beside a `model` or `data` axis.
+    Returns the spec and the axes skipped for it.
+    """
+    try:
+        return _point_spec(body, values, seed), ()
+    except BenchmarkInvalid as exc:
+        skippable = {e["loc"] for e in exc.errors if _skippable(e, values)}
+        if not skippable or len(skippable) < len(exc.errors):
+            raise
+    kept = {p: v for p, v in values.items() if p not in skippable}
+    return _point_spec(body, kept, seed), tuple(sorted(skippable))
+
+
+def _skippable(error: dict[str, Any], values: dict[str, Any]) -> bool:
+    loc = str(error["loc"])
+    block = loc.split(".", 1)[0]
+    return error.get("type") == "extra_forbidden" and loc in values and block in values
+
+
+def _check_applied(body: BenchmarkBody, applied: set[str]) -> None:
+    """An axis skipped by every configuration is a typo or a mistake, not a grid."""
+    for path in body.axes:
+        if path not in applied:
+            raise BenchmarkInvalid(
+                f"axis {path!r} applies to no configuration: none of the blocks of the "
+                f"{path.split('.', 1)[0]!r} axis has that field",
+                [{"loc": f"axes.{path}", "msg": "no configuration has this field"}],
+            )
 
 
 def _point_spec(body: BenchmarkBody, values: dict[str, Any], seed: int) -> JobSpec:
@@ -139,15 +200,33 @@ def _point_spec(body: BenchmarkBody, values: dict[str, Any], seed: int) -> JobSp
     try:
         return JobSpec.model_validate(raw)
     except ValidationError as exc:
-        raise BenchmarkInvalid("", [_describe(e, values) for e in exc.errors()]) from exc
+        raise BenchmarkInvalid("", [_describe(e, values, raw) for e in exc.errors()]) from exc
 
 
-def _describe(error: Any, values: dict[str, Any]) -> dict[str, Any]:
+def _describe(error: Any, values: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
     loc = ".".join(str(p) for p in public_loc(error["loc"]))
     msg = error["msg"]
     if error["type"] == "extra_forbidden" and loc in values:
         msg = f"unknown axis path {loc!r}: the spec has no such field"
-    return {"loc": loc, "msg": msg}
+        block, _, name = loc.partition(".")
+        chosen = raw.get(block)
+        if block in WHOLE_BLOCKS and isinstance(chosen, dict) and "." not in name:
+            msg = f"unknown axis path {loc!r}: {_lacks(block, str(chosen.get('name')), name)}"
+    return {"loc": loc, "msg": msg, "type": error["type"]}
+
+
+def _lacks(block: str, chosen: str, name: str) -> str:
+    """Why a block has no field `name`, the closest fields it has, and how to write the grid."""
+    tables: dict[str, dict[str, Any]] = {"optimizer": RULES, "model": MODELS, "data": DATASETS}
+    info = tables[block].get(chosen)
+    fields = sorted(info.params.model_fields) if info is not None else []
+    close = difflib.get_close_matches(name, fields, n=3)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return (
+        f"{block} {chosen!r} has no field {name!r}; {hint}to vary {name!r} only where it "
+        f"exists, list the {block}s in an axis {block!r} beside this one (the axis is then "
+        f"skipped for those without it), or give each {block} its own block in that axis"
+    )
 
 
 def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:

@@ -193,7 +193,7 @@ class Runner:
                 self.finish(self.jobs[0])
         elif kind == "datasets":
             self.ids["uploads"] = r.json()["id"]
-        elif kind == "benchmarks":
+        elif example.path == "/v1/benchmarks":  # not a cancel of one
             self.ids["benchmarks"] = r.json()["id"]
 
     def finish(self, job_id: str) -> None:
