@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
+import numpy as np
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,8 +42,12 @@ from store.errors import FlatlabError, PayloadTooLarge, Unprocessable, Unsupport
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # A JSON token that matters to nesting: a string (a key when a colon follows), a
-# bracket, a comma. Strings are matched whole so brackets inside them are skipped.
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"(\s*:)?|[\[\]{},]', re.DOTALL)
+# bracket, a comma. Strings are matched whole so brackets inside them are skipped;
+# an unterminated one runs to the end (the closing quote is optional), so no quote
+# makes the scan start over and the scan stays linear in the body's length.
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*+"?(\s*:)?|[\[\]{},]', re.DOTALL)
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+"?', re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def text_problem(value: str) -> str | None:
@@ -71,6 +76,8 @@ def nesting_error(body: bytes, limit: int) -> tuple[str, int] | None:
     or index, so the path names the value that opens level `limit + 1` as written
     (`base.a.a`, `axes.optimizer.0`); "" is the top level. None when within the limit.
     """
+    if _max_depth(body) <= limit:  # the common case, at C speed
+        return None
     stack: list[list[Any]] = []  # [kind, current key or index]
     for token in _TOKEN.finditer(body):
         text = token.group()
@@ -88,6 +95,15 @@ def nesting_error(body: bytes, limit: int) -> tuple[str, int] | None:
         elif token.group(1) and stack and stack[-1][0] == b"{":
             stack[-1][1] = _key(text[: token.start(1) - token.start()])
     return None
+
+
+def _max_depth(body: bytes) -> int:
+    """How deep arrays and objects nest in `body` (strings removed, brackets summed)."""
+    brackets = np.frombuffer(_STRING.sub(b"", body).translate(None, _NOT_BRACKET), np.uint8)
+    if brackets.size == 0:
+        return 0
+    opens = (brackets == ord("[")) | (brackets == ord("{"))
+    return int(np.cumsum(np.where(opens, 1, -1)).max())
 
 
 def _key(raw: bytes) -> str:

@@ -145,6 +145,7 @@ def test_nesting_error_counts_arrays_and_objects_and_skips_strings() -> None:
     assert nesting_error(b'{"a": [1, {"b": [[]]}]}', 3) == ("a.1.b", 4)
     assert nesting_error(b"[0, 1, [2, [3]]]", 2) == ("2.1", 3)
     assert nesting_error(b'{"k\\"ey": {"x": {}}}', 2) == ('k"ey.x', 3)
+    assert nesting_error(b'["unterminated [[[[', 2) is None  # the parser reports it
 
 
 def test_a_body_past_the_limit_is_413_declared_or_streamed(tmp_path: Path) -> None:
