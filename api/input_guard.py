@@ -221,6 +221,9 @@ class InputGuard:
 
 
 def _invalid(errors: list[tuple[str, str]]) -> Unprocessable:
+    # A loc may hold the very key at fault: a lone surrogate is shown as its escape,
+    # since the answer itself must be UTF-8.
+    errors = [(loc.encode("utf-8", "backslashreplace").decode(), msg) for loc, msg in errors]
     items = [{"loc": loc, "msg": msg, "type": "value_error"} for loc, msg in errors]
     return Unprocessable("; ".join(f"{loc}: {msg}" for loc, msg in errors[:5]), errors=items)
 
