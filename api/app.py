@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import flatlab
 from api.errors import install_error_handlers
+from api.input_guard import InputGuard, check_route_input
 from api.observability import ApiMetrics, MetricsMiddleware
 from api.openapi import install_openapi
 from api.routes import benchmarks, catalog, datasets, health, jobs, keys, plots, presets, results
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served offline by api.routes.ui
         redoc_url=None,
+        dependencies=[Depends(check_route_input)],
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.db_url)
@@ -49,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.celery = make_celery(settings)
     app.state.metrics = ApiMetrics()
     app.state.sse_poll_seconds = 0.5
+    # Added first, so it runs inside the metrics middleware: refusals are counted too.
+    app.add_middleware(InputGuard, api=app, settings=settings)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     for module in (jobs, benchmarks, plots, presets, results, datasets, catalog, keys, health):

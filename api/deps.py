@@ -1,7 +1,9 @@
-"""Request dependencies: settings, the per-request session (one commit), the caller's team."""
+"""Request dependencies: settings, the per-request session (one commit), the caller's team,
+and who may scrape `/metrics`."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -102,3 +104,24 @@ def get_writer(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 WriterDep = Annotated[Caller, Depends(get_writer)]
+
+
+def check_metrics_access(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """`/metrics` shows every team's job counts: with auth on, only the scraper may read it.
+
+    The scraper sends `Authorization: Bearer <FLATLAB_METRICS_TOKEN>`; a team's API key
+    is not enough (401), and with no token set nobody may (403). Auth off: open.
+    """
+    if not settings.auth_on:
+        return
+    if settings.metrics_token is None:
+        raise Forbidden("/metrics is closed: set FLATLAB_METRICS_TOKEN and scrape with it")
+    expected = settings.metrics_token.get_secret_value().encode()
+    if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), expected):
+        raise Unauthenticated("send 'Authorization: Bearer <FLATLAB_METRICS_TOKEN>' to scrape")
+
+
+MetricsAccessDep = Annotated[None, Depends(check_metrics_access)]

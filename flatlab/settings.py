@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 200 * 1024 * 1024
     # An upload's arrays, each, once decompressed (np.savez_compressed files inflate).
     max_upload_array_bytes: int = 2 * 1024**3
+    # All of an upload's arrays together, once decompressed (413 past it).
+    max_upload_total_bytes: int = 2 * 1024**3
+    # Every other request body (JSON), and how deep its arrays and objects may nest.
+    max_json_bytes: int = 1024 * 1024
+    max_json_depth: int = 32
+    # Who may scrape GET /metrics with auth on: `Authorization: Bearer <this>`; unset,
+    # nobody (it shows every team's job counts). With auth off it is open.
+    metrics_token: SecretStr | None = None
     # A worker leaves a job queued while its team runs this many; it is sent again later.
     cap_retry_seconds: float = 10.0
     max_running_jobs_per_team: int = 64

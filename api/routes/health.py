@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from api.deps import MetricsAccessDep
 from api.schemas import Health, QueueHealth, Readiness
 from store.db import session_scope
 from store.errors import Unavailable
@@ -71,8 +72,9 @@ def _check_broker(request: Request) -> str:
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(request: Request) -> Response:
-    """Prometheus text format: request counts and latency, jobs by status."""
+def metrics(request: Request, _: MetricsAccessDep) -> Response:
+    """Prometheus text format: request counts and latency, jobs by status.
+    With auth on, send `Authorization: Bearer <FLATLAB_METRICS_TOKEN>`."""
     api_metrics = request.app.state.metrics
     with session_scope(request.app.state.session_factory) as session:
         for status, count in count_jobs_by_status(session=session).items():

@@ -29,6 +29,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
+from api.input_guard import text_problem
 from flatlab.settings import Settings
 from sam_core.data.arrays import checked_arrays, npz_headers
 from sam_core.data.errors import DataError
@@ -63,6 +64,12 @@ async def receive_upload(request: Request, settings: Settings) -> tuple[UploadFi
         )
     if file.size is not None and file.size > settings.max_upload_bytes:
         raise _too_large(settings, file.size)
+    for loc, text in (("name", name), ("file", file.filename)):
+        why = text_problem(text) if isinstance(text, str) else None
+        if why:
+            await file.close()
+            msg = f"the file name {why}" if loc == "file" else why
+            raise Unprocessable(f"{loc}: {msg}", errors=[{"loc": loc, "msg": msg}])
     label = name if isinstance(name, str) and name else file.filename
     return file, label
 
@@ -114,6 +121,7 @@ def describe_upload(path: Path, settings: Settings) -> dict[str, Any]:
     """Arrays' shapes and dtypes and what they make (task, classes, sizes); 422 if unfit."""
     try:
         headers = npz_headers(path, max_array_bytes=settings.max_upload_array_bytes)
+        _check_total(headers, settings)
         with np.load(path, allow_pickle=False) as archive:
             _, summary = checked_arrays(archive)
     except DataError as exc:
@@ -128,6 +136,21 @@ def describe_upload(path: Path, settings: Settings) -> dict[str, Any]:
         "n_train": summary["n_train"],
         "n_test": summary["n_test"],
     }
+
+
+def _check_total(headers: dict[str, dict[str, Any]], settings: Settings) -> None:
+    """413 when the archive's arrays together would decompress past the total limit."""
+    total = sum(
+        int(np.prod(h["shape"], dtype=np.int64)) * np.dtype(h["dtype"]).itemsize
+        for h in headers.values()
+    )
+    limit = settings.max_upload_total_bytes
+    if total > limit:
+        raise PayloadTooLarge(
+            f"the upload's arrays would take {total} bytes once decompressed, more than the "
+            f"limit of {limit} bytes for all arrays together (FLATLAB_MAX_UPLOAD_TOTAL_BYTES)",
+            limit_bytes=limit,
+        )
 
 
 def _unfit(message: str) -> Unprocessable:

@@ -194,7 +194,10 @@ def _point_spec(body: BenchmarkBody, values: dict[str, Any], seed: int) -> JobSp
     if not isinstance(raw["training"], dict):
         raise BenchmarkInvalid("", [{"loc": "training", "msg": "must be an object"}])
     raw["training"]["seed"] = seed
-    raw["tags"] = list(dict.fromkeys([*raw.get("tags", []), *body.tags]))
+    own = raw.get("tags", [])
+    if isinstance(own, list) and all(isinstance(tag, str) for tag in own):
+        raw["tags"] = list(dict.fromkeys([*own, *body.tags]))
+    # otherwise the job spec's own validation names `tags` (a list of strings)
     if body.name and not raw.get("name"):
         raw["name"] = body.name
     try:

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from store.db import make_engine, make_session_factory
-from tests.unit.api.conftest import make_settings, spec
+from tests.unit.api.conftest import make_settings, new_key, spec
 
 DEAD_DB = "postgresql+psycopg://postgres@127.0.0.1:1/flatlab"
 
@@ -91,3 +91,23 @@ def test_a_request_finding_every_pooled_connection_busy_is_a_503_not_a_500(
     assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "database_unavailable"
     engine.dispose()
+
+
+def test_metrics_with_auth_on_answer_only_the_scrape_token(tmp_path: Path) -> None:
+    # /metrics shows every team's job counts: a team's key does not open it.
+    closed = create_app(make_settings(tmp_path / "closed", auth_required=True))
+    token = "scrape-" + "s" * 24
+    settings = make_settings(tmp_path / "open", auth_required=True, metrics_token=token)
+    with TestClient(closed) as client:
+        key = new_key(closed, "lab")
+        for headers in ({}, {"Authorization": f"Bearer {key}"}):
+            r = client.get("/metrics", headers=headers)
+            assert r.status_code == 403 and "FLATLAB_METRICS_TOKEN" in r.json()["detail"]
+    scraper = create_app(settings)
+    with TestClient(scraper) as client:
+        key = new_key(scraper, "lab")
+        for headers in ({}, {"Authorization": f"Bearer {key}"}, {"Authorization": "Bearer no"}):
+            r = client.get("/metrics", headers=headers)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        r = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and "flatlab_jobs" in r.text
