@@ -313,7 +313,7 @@ def _importance(make: Callable[..., Any]) -> Any:
         },
         axes={"config": configs},
         seeds=SEEDS,
-        baseline="lam=0·uniform·step=uniform",
+        baseline=f"lam={IMPORTANCE_LAMBDAS[0]:g}·uniform·step=uniform",
         tags=["preset", "oikonomou2025"],
     )
 
