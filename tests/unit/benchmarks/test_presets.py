@@ -35,7 +35,7 @@ def test_overrides_merge_into_the_base_and_replace_axes():
 
 
 def test_a_block_of_another_kind_replaces_the_preset_block():
-    body = apply_preset({"preset": "khanh2024_quadratic", "base": {"model": {"name": "linear"}}})
+    body = apply_preset({"preset": "khanh2024_digits", "base": {"model": {"name": "linear"}}})
     assert body["base"]["model"] == {"name": "linear"}
 
 
