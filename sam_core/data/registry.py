@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from sam_core.data import cifar, digits, npz, synthetic
+from sam_core.data import cifar, digits, npz, papers, synthetic
 from sam_core.data.label_noise import with_label_noise
 from sam_core.data.task import DataError, TaskData
 from sam_core.spec.catalog import DATASETS
@@ -19,6 +19,8 @@ LOADERS: dict[str, Loader] = {
     "teacher_student": synthetic.teacher_student,
     "kernel_regression": synthetic.kernel_regression,
     "relu_teacher": synthetic.relu_teacher,
+    "xor": papers.xor,
+    "quadratic": papers.quadratic,
     "sparse_parity": synthetic.sparse_parity,
     "digits": digits.digits,
     "npz": npz.npz,

@@ -2,7 +2,10 @@
 
 Every draw comes from generators seeded by `data_seed`, one stream each for the
 teacher, the training set and the test set, so changing `n_train` leaves the
-teacher and the test set as they were. Regression targets are
+teacher and the test set as they were. With `noise_seed` set, the training
+noise comes from a stream of its own, so a set of runs differing only in
+`noise_seed` sees one teacher and one set of inputs (bias and variance over
+noise). Regression targets are
 y = teacher(x) + σ ε with ε ~ N(0, 1) on the training and the test set alike;
 `teacher` gives the noiseless part.
 """
@@ -16,7 +19,7 @@ import torch
 
 from sam_core.data.task import DataError, TaskData, Teacher, seeded_generator
 
-TEACHER_STREAM, TRAIN_STREAM, TEST_STREAM = 0, 1, 2
+TEACHER_STREAM, TRAIN_STREAM, TEST_STREAM, NOISE_STREAM = 0, 1, 2, 3
 REFERENCE_INPUTS = 4096
 
 Inputs = Callable[[int, torch.Generator], torch.Tensor]
@@ -41,10 +44,15 @@ def sign_inputs(dim: int) -> Inputs:
 
 
 def _regression(name: str, description: str, params, teacher: Teacher, inputs: Inputs) -> TaskData:
+    noise_seed = getattr(params, "noise_seed", None)
+
     def draw(n: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
         generator = seeded_generator(params.data_seed, stream)
         x = inputs(n, generator)
         clean = teacher(x)
+        if noise_seed is not None and stream == TRAIN_STREAM:
+            # Only the training noise moves with noise_seed: teacher and inputs stay.
+            generator = seeded_generator(noise_seed, NOISE_STREAM)
         return x, clean + params.noise * torch.randn(clean.shape, generator=generator)
 
     x_train, y_train = draw(params.n_train, TRAIN_STREAM)

@@ -4,7 +4,14 @@ Importing this package registers every model of `sam_core.spec.catalog.MODELS`.
 Initial weights come from torch's global generator, which the trainer seeds.
 """
 
-from sam_core.models import cnn, dense, resnet, wide_resnet  # noqa: F401  (they register)
+from sam_core.models import (  # noqa: F401  (they register)
+    cnn,
+    dense,
+    resnet,
+    toy,
+    two_layer,
+    wide_resnet,
+)
 from sam_core.models.registry import (
     ModelEntry,
     build_model,

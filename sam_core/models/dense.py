@@ -1,5 +1,5 @@
 """Fully connected models: those of the theory papers (linear, random features,
-one and two layers) and the MLP.
+one hidden layer) and the MLP; the two-layer ReLU family is in `two_layer`.
 
 Every one flattens its input first, so it takes vectors and images alike.
 """
@@ -70,35 +70,6 @@ def build_one_hidden(params, input_shape: tuple[int, ...], num_outputs: int) -> 
         nn.Linear(flat_size(input_shape), params.width),
         activation(params.activation),
         nn.Linear(params.width, num_outputs),
-    )
-
-
-class TwoLayerRelu(nn.Module):
-    """f(x) = Σ_j a_j relu(w_j · x), without biases (Wen, Li & Ma 2023).
-
-    The output weights start at a_j = ±1/width, alternating in sign along j
-    (so half are positive), one row per output. With `train_output_layer`
-    false they stay there, as a buffer, and only the w_j train.
-    """
-
-    def __init__(self, in_features: int, width: int, out: int, train_output_layer: bool):
-        super().__init__()
-        self.hidden = nn.Linear(in_features, width, bias=False)
-        signs = torch.where(torch.arange(width) % 2 == 0, 1.0, -1.0)
-        a = (signs / width).expand(out, width).clone()
-        if train_output_layer:
-            self.output = nn.Parameter(a)
-        else:
-            self.register_buffer("output", a)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.hidden(x.flatten(1))) @ self.output.T
-
-
-@register("two_layer_relu")
-def build_two_layer_relu(params, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
-    return TwoLayerRelu(
-        flat_size(input_shape), params.width, num_outputs, params.train_output_layer
     )
 
 

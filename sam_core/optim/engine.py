@@ -216,11 +216,12 @@ class SharpnessAware(Optimizer):
         self._opt_called = True
 
     def update_rho(self) -> float:
-        """ρ_t: constant, or ρ·lr_t/lr_0 from the first param group; stored as group["rho"]."""
+        """ρ_t of the rule's `rho_schedule` (`RuleParams.rho_at`: constant, ρ·lr_t/lr_0 from
+        the first param group, ρ/(t+1)^p or min(ρ, 1/(2t+1))); stored as group["rho"]."""
         rho = float(getattr(self.hp, "rho", 0.0))
-        if getattr(self.hp, "rho_schedule", "constant") == "lr":
+        if hasattr(self.hp, "rho_at"):
             group = self.param_groups[0]
-            rho *= group["lr"] / group["initial_lr"]
+            rho = self.hp.rho_at(self.steps, group["lr"] / group["initial_lr"])
         if hasattr(self.hp, "rho"):
             for group in self.param_groups:
                 group["rho"] = rho

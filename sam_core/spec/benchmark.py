@@ -1,7 +1,10 @@
 """A benchmark body and its expansion into one validated job spec per grid point.
 
 A benchmark is a base job spec, axes (dotted spec paths, each with a list of
-values) and seeds. `expand` takes the cartesian product of the axes and the
+values) and seeds. The axis `config` lists whole configurations instead: each value
+is a partial spec with a `label`, laid over the base section by section (so one
+configuration may set its own step size, sampling and epochs: importance sampling
+at its own theoretical step). `expand` takes the cartesian product of the axes and the
 seeds and validates every point as a `JobSpec` before any job exists, so a
 grid is accepted or refused whole. Torch-free: the API imports it.
 
@@ -28,6 +31,7 @@ from sam_core.spec import DATASETS, MODELS, RULES, JobSpec, public_loc
 __all__ = ["BenchmarkBody", "BenchmarkInvalid", "Point", "count_points", "expand"]
 
 SPEC_SECTIONS = ("model", "data", "optimizer", "training", "measure", "limits", "tags")
+CONFIG_AXIS = "config"
 WHOLE_BLOCKS = ("model", "data", "optimizer")
 MAX_LABEL = 100
 MAX_REPORTED_ERRORS = 20
@@ -103,7 +107,7 @@ def expand(body: BenchmarkBody, *, max_jobs: int = 1000) -> list[Point]:
             f"{len(body.seeds)} seeds), more than the limit of {max_jobs} (max_benchmark_jobs)"
         )
     # Whole blocks first, so `optimizer.rho` lands inside the block the `optimizer` axis chose.
-    paths = sorted(body.axes, key=lambda p: p.count("."))
+    paths = sorted(body.axes, key=lambda p: (p != CONFIG_AXIS, p.count(".")))
     labels = _axis_labels(body.axes)
     points: list[Point] = []
     errors: list[dict[str, Any]] = []
@@ -189,7 +193,11 @@ def _check_applied(body: BenchmarkBody, applied: set[str]) -> None:
 def _point_spec(body: BenchmarkBody, values: dict[str, Any], seed: int) -> JobSpec:
     raw = copy.deepcopy(body.base)
     for path, value in values.items():
-        _set_path(raw, path, copy.deepcopy(value))
+        if path == CONFIG_AXIS:
+            overlay = {k: v for k, v in value.items() if k != "label"}
+            raw = overlay_spec(raw, copy.deepcopy(overlay))
+        else:
+            _set_path(raw, path, copy.deepcopy(value))
     raw.setdefault("training", {})
     if not isinstance(raw["training"], dict):
         raise BenchmarkInvalid("", [{"loc": "training", "msg": "must be an object"}])
@@ -204,6 +212,20 @@ def _point_spec(body: BenchmarkBody, values: dict[str, Any], seed: int) -> JobSp
         return JobSpec.model_validate(raw)
     except ValidationError as exc:
         raise BenchmarkInvalid("", [_describe(e, values, raw) for e in exc.errors()]) from exc
+
+
+def overlay_spec(into: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` laid on `into`, recursively; a block naming another rule/model/data set
+    (a different `name`) replaces the block instead of merging into it."""
+    out = dict(into)
+    for key, value in over.items():
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            same_kind = value.get("name", old.get("name")) == old.get("name")
+            out[key] = overlay_spec(old, value) if same_kind else value
+        else:
+            out[key] = value
+    return out
 
 
 def _describe(error: Any, values: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
@@ -255,6 +277,8 @@ def _set_path(raw: dict[str, Any], path: str, value: Any) -> None:
 
 
 def _check_axis_path(path: str) -> None:
+    if path == CONFIG_AXIS:
+        return
     parts = path.split(".")
     if any(not p for p in parts):
         raise ValueError(f"axis {path!r} is not a dotted spec path such as 'optimizer.rho'")
@@ -271,13 +295,33 @@ def _axis_labels(axes: dict[str, list[Any]]) -> dict[str, list[str]]:
     tails = [p.rsplit(".", 1)[-1] for p in axes]
     out: dict[str, list[str]] = {}
     for path, values in axes.items():
-        if path in WHOLE_BLOCKS and all(isinstance(v, dict) for v in values):
+        if path == CONFIG_AXIS:
+            out[path] = _config_labels(values)
+        elif path in WHOLE_BLOCKS and all(isinstance(v, dict) for v in values):
             out[path] = _block_labels(path, values)
         else:
             short = path.rsplit(".", 1)[-1]
             name = short if tails.count(short) == 1 else path
             out[path] = [f"{name}={_render(v)}" for v in values]
     return out
+
+
+def _config_labels(configs: list[Any]) -> list[str]:
+    labels = []
+    for i, config in enumerate(configs):
+        label = config.get("label") if isinstance(config, dict) else None
+        if not isinstance(label, str) or not label:
+            raise BenchmarkInvalid(
+                f"axis 'config' value {i} needs a 'label' (a partial spec with a name)",
+                [{"loc": f"axes.config.{i}", "msg": "each configuration needs a label"}],
+            )
+        labels.append(label)
+    if len(set(labels)) != len(labels):
+        raise BenchmarkInvalid(
+            f"axis 'config' has two configurations with the same label: {labels}",
+            [{"loc": "axes.config", "msg": f"labels repeat: {labels}"}],
+        )
+    return labels
 
 
 def _block_labels(path: str, blocks: list[dict[str, Any]]) -> list[str]:

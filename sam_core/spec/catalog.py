@@ -55,9 +55,39 @@ class OneHiddenParams(StrictModel):
 
 
 class TwoLayerReluParams(StrictModel):
+    """f(x) = W₂·N(σ(W₁x [+ b₁])), never an output bias (Wen, Li & Ma 2023, §3)."""
+
     width: int = Field(64, ge=1, le=MAX_WIDTH)
     train_output_layer: bool = Field(
-        True, description="false fixes the output weights to ±1/width (Wen, Li & Ma 2023)"
+        True, description="false fixes the output weights W₂ (a buffer, not trained)"
+    )
+    first_bias: bool = Field(False, description="a bias b₁ in the first layer")
+    activation: Literal["relu", "softplus"] = "relu"
+    norm: Literal["none", "sim_bn", "sim_ln"] = Field(
+        "none",
+        description="sim_bn: each hidden unit divided by its RMS over the batch, times a "
+        "learned γ (no mean subtraction); sim_ln: h/max(‖h‖, ε) per example",
+    )
+    init: Literal["mean_field", "pytorch"] = Field(
+        "mean_field",
+        description="mean_field: W₂ = ±1/width alternating in sign; pytorch: both layers "
+        "keep nn.Linear's default (Kaiming-uniform) initialization",
+    )
+    eps: float = Field(1e-6, gt=0.0, le=1.0, description="ε of sim_ln and sim_bn")
+    project_norm: float | None = Field(
+        None,
+        gt=0.0,
+        le=1e6,
+        description="keep ‖(W₁, b₁)‖_F equal to this after every step (and at the start)",
+    )
+
+
+class ToyParams(StrictModel):
+    start: list[float] | None = Field(
+        None,
+        min_length=4,
+        max_length=4,
+        description="initial (x₁, x₂, x₃, x₄); none draws it from the training seed",
     )
 
 
@@ -110,6 +140,11 @@ MODELS: dict[str, Info] = {
             title="Two-layer ReLU network (Wen, Li & Ma 2023)",
             params=TwoLayerReluParams,
         ),
+        Info(
+            name="wen_ma_li_toy",
+            title="F₁(x₁,x₂)x₃² + F₂(x₁,x₂)x₄² toy (Wen, Ma & Li 2023, Fig. 1)",
+            params=ToyParams,
+        ),
         Info(name="mlp", title="Multi-layer perceptron", params=MlpParams),
         Info(name="cnn", title="Small CNN", params=CnnParams),
         Info(name="resnet18", title="ResNet-18, CIFAR form", params=ResNetParams),
@@ -126,6 +161,11 @@ class SyntheticParams(StrictModel):
     dim: int = Field(16, ge=1, le=MAX_WIDTH)
     noise: float = Field(0.1, ge=0.0, le=100.0, description="σ of the label noise")
     data_seed: Seed = Field(0, description="seed of the teacher and the inputs")
+    noise_seed: Seed | None = Field(
+        None,
+        description="draw the training noise from its own stream of this seed, so that "
+        "runs differing only here share the teacher and every input (bias/variance)",
+    )
 
     @model_validator(mode="after")
     def _fits_in_memory(self) -> SyntheticParams:
@@ -141,6 +181,37 @@ class TeacherStudentParams(SyntheticParams):
 class KernelRegressionParams(SyntheticParams):
     num_centers: int = Field(32, ge=1, le=MAX_WIDTH, description="RBF centres of the teacher")
     bandwidth: float = Field(1.0, gt=0.0)
+
+
+class XorParams(StrictModel):
+    """x uniform on {−1, 1}^dim, y = x₁·x₂ (Wen, Li & Ma 2023, §5)."""
+
+    n_train: int = Field(100, ge=1, le=MAX_EXAMPLES)
+    n_test: int = Field(2000, ge=1, le=MAX_EXAMPLES)
+    dim: int = Field(30, ge=2, le=MAX_WIDTH)
+    data_seed: Seed = 0
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> XorParams:
+        _check_elements(self.n_train + self.n_test, self.dim, "dim")
+        return self
+
+
+class QuadraticParams(StrictModel):
+    """Least squares with a prescribed Hessian spectrum: n = d rows a_i, targets b.
+
+    With a linear model without bias, the MSE (1/n)‖Aw − b‖² has the Hessian
+    (2/n)AᵀA = V diag(eigenvalues) Vᵀ exactly.
+    """
+
+    eigenvalues: list[Annotated[float, Field(gt=0.0, le=1e6)]] = Field(
+        default_factory=lambda: [1.0, 10.0], min_length=1, max_length=1024
+    )
+    rotate: bool = Field(True, description="V random orthogonal (else the identity)")
+    targets: Literal["zero", "consistent"] = Field(
+        "zero", description="zero: b = 0 (L = ½wᵀHw); consistent: b = A x*, x* ~ N(0, I)"
+    )
+    data_seed: Seed = 0
 
 
 class ReluTeacherParams(SyntheticParams):
@@ -206,6 +277,18 @@ DATASETS: dict[str, Info] = {
             name="relu_teacher",
             title="Two-layer ReLU teacher",
             params=ReluTeacherParams,
+            task="regression",
+        ),
+        Info(
+            name="xor",
+            title="±1 XOR hypercube, y = x₁x₂, MSE (Wen, Li & Ma 2023)",
+            params=XorParams,
+            task="regression",
+        ),
+        Info(
+            name="quadratic",
+            title="Least squares with a prescribed Hessian spectrum",
+            params=QuadraticParams,
             task="regression",
         ),
         Info(

@@ -88,6 +88,10 @@ def unsupported(spec: JobSpec) -> str:
         )
     if getattr(spec.model, "batchnorm", False):
         return "models with BatchNorm cannot be ensembled (running statistics are per member)"
+    if getattr(spec.optimizer, "rho_schedule", "constant") in ("power", "unified"):
+        return "ensembles follow rho_schedule constant or lr only"
+    if getattr(spec.model, "project_norm", None) is not None:
+        return "models with a norm projection after each step cannot be ensembled"
     if spec.training.precision != "fp32":
         return f"precision {spec.training.precision!r}: ensembles train in fp32 only"
     return ""

@@ -38,9 +38,26 @@ class BaseOptimizerParams(StrictModel):
 
 
 class ScheduleParams(StrictModel):
-    """Learning-rate schedule over the whole run, with linear warm-up."""
+    """Learning-rate schedule over the whole run, with linear warm-up.
 
-    name: Literal["constant", "cosine", "step", "linear", "diminishing"] = "constant"
+    Khanh et al. (2024)'s schedules are stepped per epoch k (from 0) and are factors
+    of the base learning rate lr: `diminish1` lr/(k+1), `diminish2` lr/(k+1)^0.5001,
+    `diminish3` lr/(m ln m) with m = 3 + ⌊k/5⌋ (their 0.1/(m ln m) at lr = 0.1).
+    `unified_decreasing` is Oikonomou & Loizou (2025)'s γ_t = min(lr, (2t+1)/((t+1)²μ))
+    per step t (from 0).
+    """
+
+    name: Literal[
+        "constant",
+        "cosine",
+        "step",
+        "linear",
+        "diminishing",
+        "diminish1",
+        "diminish2",
+        "diminish3",
+        "unified_decreasing",
+    ] = "constant"
     warmup_steps: int = Field(0, ge=0, le=10_000_000)
     min_lr: float = Field(0.0, ge=0.0, description="floor of cosine and linear decay")
     step_size_epochs: int = Field(
@@ -50,18 +67,36 @@ class ScheduleParams(StrictModel):
     power: float = Field(
         0.5, gt=0.0, le=2.0, description="`diminishing`: lr_t = lr / (1 + t)^power"
     )
+    mu: float = Field(
+        1.0, gt=0.0, le=1e6, description="`unified_decreasing`: μ, the strong-convexity constant"
+    )
 
 
 class RuleParams(StrictModel):
     """Fields shared by every rule that perturbs the weights."""
 
     rho: Rho = 0.05
-    rho_schedule: Literal["constant", "lr"] = Field(
-        "constant", description="`lr`: ρ_t = ρ · lr_t / lr_0, as GSAM ties ρ to the learning rate"
+    rho_schedule: Literal["constant", "lr", "power", "unified"] = Field(
+        "constant",
+        description="`lr`: ρ_t = ρ · lr_t / lr_0, as GSAM ties ρ to the learning rate; "
+        "`power`: ρ_t = ρ/(t+1)^rho_power (Khanh et al. 2024's C/k^p, k = t+1); "
+        "`unified`: ρ_t = min(ρ, 1/(2t+1)) (Oikonomou & Loizou 2025); t counts steps from 0",
     )
+    rho_power: float = Field(0.5, gt=0.0, le=4.0, description="p of `rho_schedule: power`")
     perturb_weight_decay: bool = Field(
         False, description="add the L2 term to g before ε (Foret et al.'s JAX code)"
     )
+
+    def rho_at(self, step: int, lr_ratio: float) -> float:
+        """ρ_t at step t (steps already taken); `lr_ratio` is lr_t/lr_0 (for `lr`)."""
+        rho = float(getattr(self, "rho", 0.0))
+        if self.rho_schedule == "lr":
+            return rho * lr_ratio
+        if self.rho_schedule == "power":
+            return rho / (step + 1) ** self.rho_power
+        if self.rho_schedule == "unified":
+            return min(rho, 1.0 / (2 * step + 1))
+        return rho
 
 
 class NoParams(StrictModel):

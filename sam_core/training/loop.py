@@ -191,6 +191,9 @@ class Trainer:
         closure = BatchClosure(self.model, self.loss_fn, x, y, weights)
         with self.autocast:
             loss = float(self.optimizer.step(closure))
+        project = getattr(self.model, "project_", None)
+        if project is not None:  # a norm projection after each step (`project_norm`)
+            project()
         self.scheduler.step()
         self.step += 1
         self.grad_evals += float(self.optimizer.last_grad_evals)

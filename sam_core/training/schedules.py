@@ -3,7 +3,9 @@
 The factor is a plain function of the step `t` (the number of steps already taken), so
 the scheduler's `state_dict` holds only numbers and a resumed run gets the same rates.
 Warm-up is linear from `1/warmup_steps` to 1 over the first `warmup_steps` steps; the
-decay named by the schedule then runs over the remaining steps.
+decay named by the schedule then runs over the remaining steps. Khanh et al. (2024)'s
+`diminish1/2/3` are functions of the epoch k = ⌊t / steps_per_epoch⌋ (they step their
+schedules per epoch); `unified_decreasing` (Oikonomou & Loizou 2025) of the step.
 """
 
 from __future__ import annotations
@@ -14,6 +16,19 @@ from collections.abc import Callable
 import torch
 
 from sam_core.spec.optimizers import ScheduleParams
+
+
+def diminish3_m(epoch: int) -> int:
+    """m of Diminish 3 at epoch k (from 0): 3, raised by one every 5 epochs."""
+    return 3 + epoch // 5
+
+
+# Khanh et al. (2024)'s per-epoch schedules, as factors of the base lr at epoch k.
+KHANH: dict[str, Callable[[int], float]] = {
+    "diminish1": lambda k: 1.0 / (k + 1),
+    "diminish2": lambda k: 1.0 / (k + 1) ** 0.5001,
+    "diminish3": lambda k: 1.0 / (diminish3_m(k) * math.log(diminish3_m(k))),
+}
 
 
 def lr_factor(
@@ -35,6 +50,10 @@ def lr_factor(
             return schedule.gamma ** (epochs_done // schedule.step_size_epochs)
         if schedule.name == "diminishing":
             return 1.0 / (1.0 + t) ** schedule.power
+        if schedule.name == "unified_decreasing":
+            return min(1.0, (2 * t + 1) / ((t + 1) ** 2 * schedule.mu * base_lr))
+        if schedule.name in KHANH:
+            return KHANH[schedule.name]((t + warmup) // steps_per_epoch)
         return 1.0
 
     def factor(t: int) -> float:

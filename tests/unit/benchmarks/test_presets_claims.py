@@ -13,7 +13,7 @@ from flatlab.presets import PRESETS, apply_preset
 from sam_core.spec.benchmark import BenchmarkBody, Point, expand
 from sam_core.spec.catalog import MEASURES
 
-TEACHER_TASKS = {"teacher_student", "kernel_regression", "relu_teacher"}
+TEACHER_TASKS = {"teacher_student", "kernel_regression", "relu_teacher", "xor"}
 # Summary metrics every completed run reports (docs/training.md, "Summary").
 ALWAYS = {"final_train_loss", "final_test_loss", "gen_gap_loss", "train_loss", "test_loss"}
 CLASSIFICATION_ONLY = {"final_test_acc", "final_train_acc", "gen_gap_acc", "best_test_acc"}
@@ -74,51 +74,57 @@ def test_points_of_a_preset_differ_only_along_its_axes(name):
     assert len(points) == len(labels) * len(body.seeds)
 
 
-def test_behdin_compares_gd_and_sam_at_one_step_size_over_noise_levels():
-    points = points_of("behdin2023")
-    rules = {p.spec.optimizer.name for p in points}
-    assert rules == {"gd", "sam"}
-    assert {p.spec.effective_sampling for p in points} == {"full"}
-    assert len({p.spec.optimizer.base.lr for p in points}) == 1
-    assert len({p.spec.data.noise for p in points}) >= 3
-    assert {p.spec.model.name for p in points} == {"random_features", "one_hidden"}
+def test_every_preset_says_how_it_is_scaled_and_runs_three_seeds_or_thirty_noise_draws():
+    for name, preset in PRESETS.items():
+        assert len(preset.description) > 100, name
+        points = points_of(name)
+        noise_draws = {p.spec.data.model_dump().get("noise_seed") for p in points}
+        assert len({p.seed for p in points}) >= 3 or len(noise_draws) >= 30, name
 
 
-def test_oikonomou_sweeps_lambda_and_sampling_of_unified_sam():
-    points = points_of("oikonomou2025")
-    assert {p.spec.optimizer.name for p in points} == {"unified_sam"}
-    assert {p.spec.optimizer.lam for p in points} == {0.0, 0.5, 1.0}
-    assert {p.spec.data.sampling for p in points} == {"uniform", "importance"}
+def test_wen_li_ma_runs_the_three_scenarios_on_xor_with_1sam_against_gd_with_decay():
+    models = {}
+    for scenario in ("nobias", "bias", "simln"):
+        points = points_of(f"wen_li_ma2023_{scenario}")
+        for point in points:
+            data = point.spec.data
+            assert (data.name, data.dim, data.n_train) == ("xor", 30, 100)
+            assert point.spec.model.init == "pytorch"
+        sam = [p for p in points if p.label == "1-SAM"]
+        gd = [p for p in points if p.label == "GD+wd"]
+        assert {p.spec.effective_sampling for p in sam} == {"uniform"}
+        assert {p.spec.data.batch_size for p in sam} == {1}
+        assert {p.spec.optimizer.base.weight_decay for p in sam} == {0.0}
+        assert {(p.spec.effective_sampling, p.spec.optimizer.base.weight_decay) for p in gd} == {
+            ("full", 0.05)
+        }
+        models[scenario] = {(p.spec.model.first_bias, p.spec.model.norm) for p in points}
+    assert models == {
+        "nobias": {(False, "none")},
+        "bias": {(True, "none")},
+        "simln": {(True, "sim_ln")},
+    }
 
 
-def test_wen_li_ma_trains_sgd_and_sam_on_two_layer_relu_with_the_trace():
-    points = points_of("wen_li_ma2023")
-    assert {p.spec.model.name for p in points} == {"two_layer_relu"}
-    assert {p.spec.optimizer.name for p in points} == {"sgd", "sam"}
-    assert all(p.spec.data.name == "relu_teacher" for p in points)
+def test_importance_sampling_runs_at_its_own_larger_step_and_at_the_uniform_one():
+    points = points_of("oikonomou2025_importance")
+    lr = {
+        (p.spec.data.sampling, p.label.split("step=")[1]): p.spec.optimizer.base.lr for p in points
+    }
+    assert lr[("importance", "uniform")] == lr[("uniform", "uniform")]
+    ratio = lr[("importance", "importance")] / lr[("uniform", "uniform")]
+    assert ratio > 5  # L_max / L_avg of the authors' spectrum
 
 
-def test_wen_ma_li_compares_full_batch_and_batch_size_one_sam_near_a_minimum():
-    points = points_of("wen_ma_li2023")
-    by_regime = {(p.spec.optimizer.name, p.spec.effective_sampling) for p in points}
-    assert by_regime == {("sgd", "full"), ("sam", "full"), ("sgd", "uniform"), ("sam", "uniform")}
-    for point in points:
-        data = point.spec.data
-        assert data.batch_size == 1 and data.noise == 0.0  # 1-SAM; an interpolating teacher
-        assert point.spec.measure.num_examples >= data.n_train  # the whole training loss
-        # over-parameterized: more weights than examples, so minimizers form a manifold
-        width, dim = point.spec.model.width, data.dim
-        assert width * (dim + 2) > data.n_train
-    # Same number of steps in both regimes, so neither is merely further along.
-    assert len({steps(p, p.spec.data.n_train) for p in points}) == 1
+def test_khanh_runs_constant_and_the_three_diminishing_schedules():
+    for name in ("khanh2024_quadratic", "khanh2024_digits"):
+        schedules = {p.spec.optimizer.schedule.name for p in points_of(name)}
+        assert {"constant", "diminish1", "diminish2", "diminish3"} <= schedules
 
 
-def test_khanh_runs_four_rules_deterministically_with_both_step_size_rules():
-    points = points_of("khanh2024")
-    assert {p.spec.optimizer.name for p in points} == {"sam", "usam", "vasso", "rsam"}
-    assert {p.spec.optimizer.schedule.name for p in points} == {"constant", "diminishing"}
-    assert {p.spec.effective_sampling for p in points} == {"full"}
-    for point in points:
-        # the gradient norm is of the whole training objective, at every evaluation
-        assert point.spec.measure.num_examples >= point.spec.data.n_train
-        assert point.spec.measure.every_epochs < point.spec.training.epochs
+def test_behdin_bias_variance_draws_thirty_noise_seeds_for_both_rules():
+    points = points_of("behdin2023_bias_variance")
+    for rule in ("gd", "sam"):
+        seeds = {p.spec.data.noise_seed for p in points if p.spec.optimizer.name == rule}
+        assert len(seeds) == 30
+    assert len({p.spec.data.data_seed for p in points}) == 1
