@@ -1,7 +1,7 @@
 """The SAM family as torch optimizers: one engine, one small file per rule.
 
 ``create_optimizer(name, params, base=..., max_grad_norm=None, **rule_params)``
-builds any rule of ``shared/SAM_FAMILY.md``; ``BatchClosure`` is the closure
+builds any rule of docs/optimizers.md; ``BatchClosure`` is the closure
 the trainer passes to ``step``; ``describe_optimizers()`` lists the rules.
 """
 

@@ -3,7 +3,7 @@
 SAM-type rules run the model forward more than once per step; without care
 each forward in train mode moves the running mean and variance (and
 ``num_batches_tracked``) again. The engine snapshots them after the first pass
-and copies them back after the extra passes (SAM_FAMILY.md; the momentum-0
+and copies them back after the extra passes (docs/optimizers.md; the momentum-0
 trick of davda54/sam still advances ``num_batches_tracked``, so we copy).
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-# Guards every division by a norm (SAM_FAMILY.md).
+# Guards every division by a norm (docs/optimizers.md).
 NORM_EPS = 1e-12
 
 

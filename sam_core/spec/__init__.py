@@ -1,7 +1,7 @@
 """The training-job spec: one pydantic model, validated once, importable without torch.
 
 The API validates a submitted spec with :class:`JobSpec`; the worker runs
-exactly the validated, defaults-filled spec. Field names follow DESIGN.md §5.
+exactly the validated, defaults-filled spec. Field names are the public contract (docs/api.md).
 """
 
 from __future__ import annotations

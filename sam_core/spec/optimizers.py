@@ -2,7 +2,7 @@
 
 Each rule is a pydantic model: the spec validates against it, the API lists
 its JSON schema, and ``sam_core.optim`` builds the rule from it. The defaults
-and ranges are those of ``shared/SAM_FAMILY.md``.
+and ranges are those of docs/optimizers.md.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ gradient: one backward pass gives all of them (batched autograd), as one
 
 The update rules are those of `sam_core.optim`, written for stacked tensors with
 per-member hyperparameters as `[M]` tensors. SAM, USAM and Unified SAM share one
-form, ε = (a + b/(‖g‖ + 1e-12)) g per member (SAM_FAMILY.md): SAM is a = 0, b = ρ;
+form, ε = (a + b/(‖g‖ + 1e-12)) g per member (docs/optimizers.md): SAM is a = 0, b = ρ;
 USAM a = ρ, b = 0; Unified SAM a = ρ(1 − λ), b = ρλ (Oikonomou & Loizou 2025,
 eq. 3). The base step follows `torch.optim.SGD` (momentum, Nesterov, weight
 decay, no dampening) and `torch.optim.AdamW` operation for operation.

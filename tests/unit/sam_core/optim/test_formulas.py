@@ -1,7 +1,7 @@
 """Each rule against its formula, computed independently with plain autograd.
 
 The reference below works on TinyNet's six tensors as a function (`tiny_loss`),
-writes every ε and ĝ of SAM_FAMILY.md with ordinary tensor code, and applies
+writes every ε and ĝ of docs/optimizers.md with ordinary tensor code, and applies
 SGD (momentum, weight decay) or AdamW by hand. Everything runs in float64, so
 rule and reference agree to rounding: tolerances are `float_tolerance` of the
 number of roundings that separate them (steps × parameters).
