@@ -147,12 +147,13 @@ def test_reuse_links_succeeded_jobs_and_runs_only_the_new_points(client, grid):
 
 def test_an_invalid_grid_creates_no_job(client):
     before = len(client.get("/v1/results", params={"limit": 50_000}).json()["items"])
-    bad = {**GRID, "axes": {**GRID["axes"], "optimizer.rho": [0.1]}}  # SGD has no rho
+    # SGD has no ρ, so the axis is skipped for it; a negative ρ is wrong for SAM.
+    bad = {**GRID, "axes": {**GRID["axes"], "optimizer.rho": [-0.1]}}
     response = client.post("/v1/benchmarks", json=bad)
     assert response.status_code == 422
     problem = response.json()
     assert problem["errors"][0]["loc"] == "optimizer.rho"
-    assert problem["errors"][0]["point"]["label"].startswith("SGD")
+    assert problem["errors"][0]["point"]["label"].startswith("SAM")
     assert len(client.get("/v1/results", params={"limit": 50_000}).json()["items"]) == before
 
 
