@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from api.deps import CallerDep, SessionDep, SettingsDep
 from api.services.benchmarks import benchmark_report
 from api.services.comparison import GAPS, Run, sharpness_names
+from api.services.names import SUMMARY_METRICS, designed_metric
 from flatlab import plots
 from flatlab.plots.jobs import CURVE_PANELS, LAMBDA_MAX, NOT_OVER_STEPS
 from sam_core.spec.catalog import MEASURES
@@ -158,6 +159,8 @@ def benchmark_plot(
     gap over all succeeded runs, with Kendall's τ)."""
     if kind not in plots.BENCHMARK_KINDS:
         raise _unknown("kind", kind, plots.BENCHMARK_KINDS)
+    if metric is not None and not designed_metric(metric, summary=True):
+        raise _unknown("metric", metric, [*SUMMARY_METRICS, *MEASURES])  # before any 409
     report = benchmark_report(
         session=session,
         team_id=caller.team_id,

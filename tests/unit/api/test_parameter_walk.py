@@ -123,7 +123,8 @@ def _request(
 ) -> Any:
     where, name = param["in"], param["name"]
     url = path
-    for key, real in ids.items():
+    kind = "comparison" if path.startswith("/v1/benchmarks") else "curves"  # plots' kinds
+    for key, real in {**ids, "kind": kind}.items():
         url = url.replace("{" + key + "}", value if where == "path" and key == name else real)
     query = {name: value} if where == "query" else {}
     headers = {name: value} if where == "header" else {}
