@@ -30,6 +30,7 @@ from api.services.names import check_choice
 from store.artifacts import get_artifact, list_artifacts
 from store.errors import NotFound, Unprocessable
 from store.jobs import JobFilters, delete_job, get_job, list_jobs, request_cancel
+from store.models import Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(plain_text_params)])
 
@@ -57,15 +58,20 @@ async def create_job(
     idempotency_key: IdempotencyKey = None,
 ) -> JobPublic:
     """Submit a training job; it is queued and sent to a worker once committed."""
-    job, created = await run_in_threadpool(
-        submit_job,
-        session=session,
-        settings=settings,
-        team_id=caller.team_id,
-        spec=spec,
-        idempotency_key=idempotency_key,
-    )
-    public = await run_in_threadpool(public_jobs, session, settings, [job])
+
+    def submit() -> tuple[Job, bool, list[JobPublic]]:
+        # One thread for the whole use of the connection: a request holding a pooled
+        # connection must not wait for a second thread (that starves the pool).
+        job, created = submit_job(
+            session=session,
+            settings=settings,
+            team_id=caller.team_id,
+            spec=spec,
+            idempotency_key=idempotency_key,
+        )
+        return job, created, public_jobs(session, settings, [job])
+
+    job, created, public = await run_in_threadpool(submit)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if created:  # the session dependency commits before this background task runs
         state = request.app.state

@@ -42,6 +42,7 @@ def _filled(path: str) -> str:
         .replace("{benchmark_id}", ID)
         .replace("{dataset_id}", ID)
         .replace("{name}", "checkpoint.pt")
+        .replace("{kind}", "curves")
     )
 
 
@@ -63,9 +64,8 @@ def test_a_nul_in_any_path_parameter_is_422_naming_it(client: TestClient, app: F
     checked = 0
     for method, path, op in _operations(app):
         for param in (p for p in op.get("parameters", []) if p["in"] == "path"):
-            url = _filled(path).replace(
-                "checkpoint.pt" if param["name"] == "name" else ID, "a%00b", 1
-            )
+            placeholder = {"name": "checkpoint.pt", "kind": "curves"}.get(param["name"], ID)
+            url = _filled(path).replace(placeholder, "a%00b", 1)
             response = client.request(method, url)
             assert _locs(response) == [param["name"]], (method, url)
             checked += 1
