@@ -19,6 +19,8 @@ SMALL = {
     "kernel_regression": {"n_train": 16, "n_test": 8},
     "relu_teacher": {"n_train": 16, "n_test": 8},
     "sparse_parity": {"n_train": 16, "n_test": 8},
+    "xor": {"n_train": 16, "n_test": 8, "dim": 6},
+    "quadratic": {"eigenvalues": [2.0, 2.0], "rotate": False},  # the toy's e₁, e₂
     "digits": {},
     "npz": {"path": "tiny.npz"},
     "cifar10": {},
@@ -26,6 +28,8 @@ SMALL = {
 }
 IMAGE_DATA = {"digits", "cifar10", "cifar100"}
 IMAGE_MODELS = {"cnn", "resnet18", "wrn16"}
+# The Wen-Ma-Li toy reads the one-hot inputs of a 2-D quadratic only.
+INPUT_BOUND = {"wen_ma_li_toy": "quadratic"}
 NARROW = {"resnet18": {"width": 8}, "wrn16": {"widen_factor": 1}}
 
 
@@ -73,7 +77,7 @@ def test_loaded_tensors_follow_the_contract(tasks, name):
         else:
             assert y.dtype == torch.float32 and y.shape[1:] == (task.num_outputs,)
     assert (task.teacher is not None) == (
-        name in ("teacher_student", "kernel_regression", "relu_teacher", "sparse_parity")
+        name in ("teacher_student", "kernel_regression", "relu_teacher", "sparse_parity", "xor")
     )
 
 
@@ -81,7 +85,8 @@ PAIRS = [
     (model, data)
     for data in DATASETS
     for model in MODELS
-    if model not in IMAGE_MODELS or data in IMAGE_DATA
+    if (model not in IMAGE_MODELS or data in IMAGE_DATA)
+    and (model not in INPUT_BOUND or data == INPUT_BOUND[model])
 ]
 
 
