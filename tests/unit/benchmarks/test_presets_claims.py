@@ -60,7 +60,11 @@ def test_every_point_measures_what_the_claim_needs(name):
     for point in points:
         for metric in (*preset.metrics, *preset.series):
             assert provides(point, metric), f"{point.label} does not report {metric}"
-    assert len({p.seed for p in points}) >= 2
+    # Replicates: training seeds, or (bias/variance over label noise) noise draws.
+    replicates = {p.seed for p in points} | {
+        p.spec.data.model_dump().get("noise_seed") for p in points
+    }
+    assert len(replicates - {None}) >= 3
     assert all(p.spec.training.device == "cpu" for p in points)
 
 
