@@ -228,3 +228,47 @@ class Worker(Base):
     devices: Mapped[list[Any]] = mapped_column(JsonType)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ResultCell(Base):
+    """Jobs of one configuration rolled up for grouped results (PostgreSQL keeps it by trigger).
+
+    A cell is the jobs sharing team, status, optimizer, label, model, data set,
+    benchmark, ρ and base lr. Metric '' counts them (`jobs`); a row per summary
+    metric holds n, mean, `m2` = Σ(x − mean)² (two-pass, corrected), min and max.
+    """
+
+    __tablename__ = "result_cells"
+    __table_args__ = (Index("ix_result_cells_team_metric", "team_id", "metric"),)
+
+    cell_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    metric: Mapped[str] = mapped_column(Text, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20))
+    optimizer: Mapped[str] = mapped_column(String(50))
+    label: Mapped[str | None] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(50))
+    dataset: Mapped[str] = mapped_column(String(50))
+    benchmark_id: Mapped[str | None] = mapped_column(String(32))
+    rho: Mapped[float | None] = mapped_column(Float)
+    lr: Mapped[float | None] = mapped_column(Float)
+    jobs: Mapped[int] = mapped_column(Integer)
+    n: Mapped[int | None] = mapped_column(Integer)
+    mean: Mapped[float | None] = mapped_column(Float)
+    m2: Mapped[float | None] = mapped_column(Float)
+    min: Mapped[float | None] = mapped_column(Float)
+    max: Mapped[float | None] = mapped_column(Float)
+
+
+class JobResultMetric(Base):
+    """A job's numeric summary value as a typed row (PostgreSQL keeps it by trigger)."""
+
+    __tablename__ = "job_result_metrics"
+    __table_args__ = (Index("ix_job_result_metrics_cell_metric", "cell_key", "metric"),)
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    metric: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    cell_key: Mapped[str] = mapped_column(String(32))
