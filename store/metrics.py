@@ -1,9 +1,9 @@
 """Metric points: bulk, idempotent writes and filtered reads.
 
-A point is keyed by `(job_id, name, step)`. Writes skip points already stored
-(`ON CONFLICT DO NOTHING`), so a worker that replays a step after a crash
-writes nothing twice: on PostgreSQL through COPY into a staging table, on
-SQLite through chunked multi-row inserts. A NaN value is stored as
+A point is keyed by `(job_id, name, step)`. Writes skip points already stored,
+so a worker that replays a step after a crash writes nothing twice: on
+PostgreSQL by dropping them before a binary COPY (writers of a job take turns),
+on SQLite through chunked multi-row inserts with `ON CONFLICT DO NOTHING`. A NaN value is stored as
 NULL (SQLite has no NaN; JSON has neither NaN nor infinity).
 """
 
@@ -20,59 +20,104 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from store.models import MetricPoint, utcnow
+from store.models import Job, MetricPoint, utcnow
 
 SQLITE_CHUNK = 2000  # rows per executemany call
 
-# PostgreSQL: COPY into a per-connection staging table, then one INSERT … SELECT
-# with ON CONFLICT DO NOTHING, whose row count is the number of new points.
-_STAGING = "flatlab_metric_staging"
-_CREATE_STAGING = (
-    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} "
-    "(name text, step bigint, epoch float8, value float8) ON COMMIT DELETE ROWS"
+# PostgreSQL: writers of one job's points take turns (an advisory lock per job, held
+# to commit); each drops the points already stored, then binary-COPYs the rest
+# straight into the table.
+_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0)) FROM jobs WHERE id = %s FOR KEY SHARE"
 )
-_INSERT_STAGED = (
-    "INSERT INTO metric_points (job_id, name, step, epoch, value, time) "
-    f"SELECT %s, name, step, epoch, value, %s FROM {_STAGING} "
-    "ON CONFLICT (job_id, name, step) DO NOTHING"
+_LAST_STEPS = (
+    "SELECT n, (SELECT max(step) FROM metric_points WHERE job_id = %s AND name = n) "
+    "FROM unnest(%s::text[]) AS n"
 )
+_STORED = (
+    "SELECT m.name, m.step FROM metric_points m "
+    "JOIN unnest(%s::text[], %s::int8[]) AS u(name, step) ON m.name = u.name AND m.step = u.step "
+    "WHERE m.job_id = %s"
+)
+_COPY = "COPY metric_points (job_id, name, step, epoch, value, time) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = ["varchar", "varchar", "int8", "float8", "float8", "timestamptz"]
+
+Row = tuple[str, int, float, float | None]
 
 
 def write_metric_points(
     *, session: Session, job_id: str, points: Iterable[tuple[str, int, float, float]]
 ) -> int:
-    """Insert `(name, step, epoch, value)` points; return how many were new."""
+    """Insert `(name, step, epoch, value)` points; return how many were new.
+
+    Idempotent: a point whose `(name, step)` the job already has, or that came
+    earlier in `points`, is skipped, so a replayed batch writes nothing twice.
+    A job that no longer exists gets nothing (0). On PostgreSQL the points go in
+    by binary COPY (no statement per point) after the job's row is locked in
+    KEY SHARE mode (it cannot be deleted meanwhile) and an advisory lock on the
+    job serialises its writers; both are held until the caller's transaction ends.
+    """
     rows = (_row(point) for point in points)
     if session.get_bind().dialect.name == "postgresql":
-        return _copy_postgresql(session, job_id, rows)
+        return _copy_postgresql(session, job_id, list(rows))
     return _insert_sqlite(session, job_id, rows)
 
 
-def _row(point: tuple[str, int, float, float]) -> tuple[str, int, float, float | None]:
+def _row(point: tuple[str, int, float, float]) -> Row:
     name, step, epoch, value = point
     value = float(value)
     return name, int(step), float(epoch), None if math.isnan(value) else value
 
 
-def _copy_postgresql(session: Session, job_id: str, rows: Iterable[tuple[Any, ...]]) -> int:
+def _copy_postgresql(session: Session, job_id: str, rows: list[Row]) -> int:
+    if not rows:
+        return 0
     connection = session.connection().connection.driver_connection
     dbapi = session.get_bind().dialect.loaded_dbapi
     try:
         with connection.cursor() as cursor:  # type: ignore[union-attr]
-            cursor.execute(_CREATE_STAGING)
-            cursor.execute(f"TRUNCATE {_STAGING}")  # earlier batches of this transaction
-            with cursor.copy(f"COPY {_STAGING} (name, step, epoch, value) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(_INSERT_STAGED, (job_id, utcnow()))
-            return int(cursor.rowcount)
+            cursor.execute(_LOCK, ("flatlab_metric_points:" + job_id, job_id))
+            if cursor.fetchone() is None:
+                return 0  # the job was deleted: nothing to write to
+            fresh = _unstored(cursor, job_id, rows)
+            if fresh:
+                now = utcnow()
+                with cursor.copy(_COPY) as copy:
+                    copy.set_types(_COPY_TYPES)
+                    for name, step, epoch, value in fresh:
+                        copy.write_row((job_id, name, step, epoch, value, now))
+            return len(fresh)
     except dbapi.Error as exc:
         # The raw driver connection bypasses SQLAlchemy's wrapping: wrap here, so a
         # cancelled or cut-off write is an OperationalError that callers retry.
         raise DBAPIError.instance("COPY metric points", None, exc, dbapi.Error) from exc
 
 
+def _unstored(cursor: Any, job_id: str, rows: list[Row]) -> list[Row]:
+    """The rows whose `(name, step)` is neither stored nor earlier in `rows`.
+
+    One index probe per series name finds its last stored step; only points at
+    or before it (a replay) are looked up one by one.
+    """
+    cursor.execute(_LAST_STEPS, (job_id, sorted({name for name, *_ in rows})))
+    last = dict(cursor.fetchall())
+    maybe = [(n, s) for n, s, _, _ in rows if last[n] is not None and s <= last[n]]
+    seen: set[tuple[str, int]] = set()
+    if maybe:
+        names, steps = zip(*maybe, strict=True)
+        cursor.execute(_STORED, (list(names), list(steps), job_id))
+        seen = {(name, int(step)) for name, step in cursor.fetchall()}
+    fresh = []
+    for row in rows:
+        if (row[0], row[1]) not in seen:
+            seen.add((row[0], row[1]))
+            fresh.append(row)
+    return fresh
+
+
 def _insert_sqlite(session: Session, job_id: str, rows: Iterable[tuple[Any, ...]]) -> int:
+    if session.scalar(select(Job.id).where(Job.id == job_id)) is None:
+        return 0  # the job was deleted: nothing to write to
     table = cast(Table, MetricPoint.__table__)
     stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["job_id", "name", "step"])
     now, written = utcnow(), 0
