@@ -1,14 +1,21 @@
-"""Store and API throughput, each measured beside its baseline in one run, on PostgreSQL.
+"""Store throughput beside the reference users would pick, measured in one run on PostgreSQL.
 
-1. Metric ingest: points/s through `write_metric_points` (COPY + INSERT … ON
-   CONFLICT) against one ORM `add` + `flush` round trip per point.
-2. Reads over 10,000 jobs: requests/s of `GET /v1/jobs/{id}` and a filtered
+1. Metric ingest as the worker writes: one committed transaction per 1,000-point
+   batch (`worker.transactions.in_transaction` around `write_metric_points`,
+   binary COPY) against MLflow's SQL store `log_batch` of the same 1,000 points,
+   on its own database of the same server. Paired rounds in alternating order.
+2. One series' history, 20,000 points: `GET /v1/jobs/{id}/metrics` (REST) and
+   `store.metrics.iter_metric_rows` (in process) against MLflow's
+   `get_metric_history` of the same points.
+3. Reads over 10,000 jobs: requests/s of `GET /v1/jobs/{id}` and a filtered
    `GET /v1/jobs` against `GET /healthz`, served by uvicorn in a subprocess,
    one httpx client sending requests one after another.
 
-    python -m bench.store [--points 100000] [--jobs 10000] [--requests 500]
+    python -m bench.store [--points 20000] [--rounds 5] [--history 20000] [--jobs 10000]
 
-Creates a throwaway database on FLATLAB_TEST_PG_URL's server and drops it.
+Prints medians over rounds and the ratio of each to its reference. Creates
+throwaway databases on FLATLAB_TEST_PG_URL's server and drops them. Needs the
+`bench` extra (MLflow): `pip install -e '.[bench]'`.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,16 +36,20 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
+from bench.mlflow_reference import MlflowReference, Point, mlflow_reference
 from sam_core.spec import JobSpec
 from store.db import make_engine, make_session_factory, session_scope
 from store.jobs import create_job
 from store.keys import get_or_create_team
-from store.metrics import write_metric_points
-from store.models import Job, MetricPoint, new_id, utcnow
+from store.metrics import iter_metric_rows, write_metric_points
+from store.models import Job, new_id, utcnow
 from tests.pg import temporary_database
+from worker.transactions import in_transaction
 
 SPEC = {"model": {"name": "mlp"}, "data": {"name": "digits"}, "optimizer": {"name": "sam"}}
 OPTIMIZERS = ["sam", "sgd", "asam", "gsam", "esam"]
+BATCH = 1000  # points per worker transaction; MLflow's most per log_batch call
+SERIES = "train_loss"
 
 
 def _new_job(factory: sessionmaker[Session], team_id: str = "bench") -> Job:
@@ -46,23 +58,103 @@ def _new_job(factory: sessionmaker[Session], team_id: str = "bench") -> Job:
         return create_job(session=session, team_id=team_id, spec=spec, max_attempts=1)
 
 
-def bench_ingest(factory: sessionmaker[Session], n_bulk: int, n_orm: int) -> tuple[float, float]:
-    """Points per second: bulk writes (in 1,000-point calls) and one ORM flush per point."""
+def _points(n: int, names: int = 10) -> list[Point]:
+    return [
+        (f"m{i % names}" if names > 1 else SERIES, i // names, i / 1000, float(i)) for i in range(n)
+    ]
+
+
+def _ingest_flatlab(factory: sessionmaker[Session], points: list[Point]) -> float:
+    """Seconds to write `points` as the worker does: a committed transaction per batch."""
     job_id = _new_job(factory).id
-    points = [(f"m{i % 10}", i // 10, i / 1000, float(i)) for i in range(n_bulk)]
     start = time.perf_counter()
-    with session_scope(factory) as session:
-        for i in range(0, n_bulk, 1000):
-            write_metric_points(session=session, job_id=job_id, points=points[i : i + 1000])
-    bulk = n_bulk / (time.perf_counter() - start)
-    job_id = _new_job(factory).id
+    for i in range(0, len(points), BATCH):
+        batch = points[i : i + BATCH]
+        in_transaction(
+            factory,
+            lambda s, b=batch: write_metric_points(session=s, job_id=job_id, points=b),  # type: ignore[misc]
+            what="bench batch",
+        )
+    return time.perf_counter() - start
+
+
+def _ingest_mlflow(mlflow: MlflowReference, points: list[Point]) -> float:
+    run_id = mlflow.new_run()
     start = time.perf_counter()
-    with session_scope(factory) as session:
-        for name, step, epoch, value in points[:n_orm]:
-            session.add(MetricPoint(job_id=job_id, name=name, step=step, epoch=epoch, value=value))
-            session.flush()
-    orm = n_orm / (time.perf_counter() - start)
-    return bulk, orm
+    _ingest_mlflow_into(mlflow, run_id, points)
+    return time.perf_counter() - start
+
+
+def bench_ingest(
+    factory: sessionmaker[Session], mlflow: MlflowReference, n: int, rounds: int
+) -> dict[str, float]:
+    """Median points/s of each side over paired rounds (the order alternates)."""
+    points = _points(n)
+    _ingest_flatlab(factory, points[:BATCH])  # warm up both
+    _ingest_mlflow(mlflow, points[:BATCH])
+    ours, theirs = [], []
+    for r in range(rounds):
+        sides = [("ours", _ingest_flatlab, factory), ("mlflow", _ingest_mlflow, mlflow)]
+        for side, fn, target in sides if r % 2 == 0 else sides[::-1]:
+            (ours if side == "ours" else theirs).append(n / fn(target, points))  # type: ignore[operator]
+    return {
+        "MLflow SqlAlchemyStore.log_batch": statistics.median(theirs),
+        "flatlab worker batches (COPY)": statistics.median(ours),
+    }
+
+
+def fill_history(
+    factory: sessionmaker[Session], mlflow: MlflowReference, n: int, team_id: str
+) -> tuple[str, str]:
+    """One flatlab job of `team_id` and one MLflow run, each with the same n-point series."""
+    points = _points(n, names=1)
+    job_id = _new_job(factory, team_id).id
+    for i in range(0, n, BATCH):
+        with session_scope(factory) as session:
+            write_metric_points(session=session, job_id=job_id, points=points[i : i + BATCH])
+    run_id = mlflow.new_run()
+    _ingest_mlflow_into(mlflow, run_id, points)
+    return job_id, run_id
+
+
+def _ingest_mlflow_into(mlflow: MlflowReference, run_id: str, points: list[Point]) -> None:
+    for i in range(0, len(points), BATCH):
+        mlflow.log_batch(run_id, points[i : i + BATCH])
+
+
+def bench_history(
+    factory: sessionmaker[Session],
+    mlflow: MlflowReference,
+    client: httpx.Client,
+    ids: tuple[str, str],
+    n: int,
+    rounds: int,
+) -> dict[str, float]:
+    """Median seconds to read the whole series each way (each checked to hold n points)."""
+    job_id, run_id = ids
+
+    def rest() -> int:
+        answer = client.get(f"/v1/jobs/{job_id}/metrics", params={"names": SERIES})
+        return len(answer.raise_for_status().json()["metrics"][SERIES])
+
+    def in_process() -> int:
+        with factory() as session:
+            return len(list(iter_metric_rows(session=session, job_id=job_id, names=[SERIES])))
+
+    ways: dict[str, Callable[[], int]] = {
+        "MLflow get_metric_history": lambda: len(mlflow.history(run_id, SERIES)),
+        "flatlab REST GET /v1/jobs/{id}/metrics": rest,
+        "flatlab store.metrics.iter_metric_rows": in_process,
+    }
+    times: dict[str, list[float]] = {label: [] for label in ways}
+    for r in range(rounds + 1):  # the first round warms up
+        for label, fn in ways.items() if r % 2 else reversed(ways.items()):
+            start = time.perf_counter()
+            got = fn()
+            if r:
+                times[label].append(time.perf_counter() - start)
+            assert got == n, (label, got)
+    return {label: statistics.median(t) for label, t in times.items()}
 
 
 def seed_jobs(factory: sessionmaker[Session], n: int) -> tuple[str, str]:
@@ -119,26 +211,39 @@ def rate(client: httpx.Client, path: str, n: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", type=int, default=100_000)
-    parser.add_argument("--orm-points", type=int, default=5_000)
+    parser.add_argument("--points", type=int, default=20_000, help="ingest points per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--history", type=int, default=20_000, help="points in the series read")
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args()
-    with temporary_database("flatlab_bench") as url, tempfile.TemporaryDirectory() as home:
+    with (
+        temporary_database("flatlab_bench") as url,
+        tempfile.TemporaryDirectory() as home,
+        mlflow_reference() as mlflow,
+    ):
         migrations.upgrade(url)
         engine = make_engine(url)
         factory = make_session_factory(engine)
-        bulk, orm = bench_ingest(factory, args.points, args.orm_points)
-        _show("metric ingest, points/s", {"write_metric_points": bulk, "ORM add+flush": orm})
-        job_id, _ = seed_jobs(factory, args.jobs)
-        engine.dispose()
+        ingest = bench_ingest(factory, mlflow, args.points, args.rounds)
+        _show(f"metric ingest, points/s, {BATCH} a transaction, median of {args.rounds}", ingest)
+        job_id, team_id = seed_jobs(factory, args.jobs)
+        ids = fill_history(factory, mlflow, args.history, team_id)
         proc, base = serve(url, home)
         try:
-            with httpx.Client(base_url=base, timeout=10) as client:
+            with httpx.Client(base_url=base, timeout=60) as client:
+                history = bench_history(factory, mlflow, client, ids, args.history, args.rounds)
                 rates = _measure(client, job_id, args.requests)
         finally:
             proc.terminate()
             proc.wait()
+            engine.dispose()
+        reads = {label: 1 / seconds for label, seconds in history.items()}
+        _show(
+            f"{args.history}-point history, reads/s, median of {args.rounds}",
+            reads,
+            "{:,.1f}".format,
+        )
         _show(f"requests/s over {args.jobs} jobs", rates)
 
 
