@@ -1,70 +1,83 @@
-"""A grouped results query in SQL against fetching the rows and aggregating in Python.
+"""A grouped results query against fetching the rows and aggregating in Python, at several sizes.
 
-Creates a throwaway PostgreSQL database, fills it with 10,000 jobs (spec and
-summary JSON as the API writes them) and 1,000,000 metric points (COPY), then
-times `GET /v1/results?group_by=optimizer.name,optimizer.rho&metrics=…` as
-`store.results.query_groups` runs it, against the same answer computed by
-fetching every matching row and grouping in Python. Prints both and the ratio;
-drops the database.
+For each `--jobs` size: creates a throwaway PostgreSQL database, fills it by
+COPY with that many jobs (spec and summary JSON as the API writes them; the
+result-cell triggers of migration 0004 roll them up as they land) and
+`--points` metric points, then times
+`GET /v1/results?group_by=optimizer.name,optimizer.rho&metrics=…&filter=status:eq:succeeded`
+as `store.results.query_groups` answers it (from the result cells), the same
+query over the jobs' JSON (`query_groups_from_json`, the path before 0004),
+and fetching every matching row and grouping in Python. Checks all three give
+the same groups, prints medians and ratios, and drops the database.
 
-    python bench/results_query.py [--jobs 10000] [--points 1000000] [--repeats 5]
+    python bench/results_query.py [--jobs 10000 100000] [--points 1000000] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
+import json
 import statistics
 import sys
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import migrations
 from store.db import make_engine, make_session_factory
 from store.models import Job, Team
-from store.results import Condition, Field, ResultsQuery, query_groups
+from store.results import Condition, Field, ResultsQuery, query_groups, query_groups_from_json
+from tests.pg import temporary_database
 
-ADMIN_URL = os.environ.get(
-    "FLATLAB_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 RULES = [("sgd", None), ("sam", 0.05), ("sam", 0.1), ("asam", 0.5), ("vasso", 0.05)]
 METRICS = ("final_test_acc", "gen_gap_acc", "hessian_trace")
 NAMES = ("train_loss_step", "grad_evals", "test_acc", "test_loss")
+TEAM = "t" * 32
+JOB_COLUMNS = (
+    "id", "team_id", "spec", "spec_hash", "optimizer", "model", "dataset", "seed", "tags",
+    "queue", "status", "attempts", "infra_failures", "max_attempts", "created_at", "step",
+    "epoch", "fraction", "summary",
+)  # fmt: skip
 
 
-def fill(url: str, n_jobs: int, n_points: int) -> str:
+def fill(url: str, n_jobs: int, n_points: int) -> None:
+    """n_jobs jobs and n_points metric points of team TEAM, both by COPY."""
     engine = make_engine(url)
     rng = np.random.default_rng(0)
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        conn.execute(insert(Team).values(id="t" * 32, name="bench", created_at=now))
-        rows = [_job(i, rng, now) for i in range(n_jobs)]
-        for start in range(0, n_jobs, 2000):
-            conn.execute(insert(Job), rows[start : start + 2000])
-    per_job = n_points // n_jobs
+        conn.execute(insert(Team).values(id=TEAM, name="bench", created_at=now))
+    per_job = max(n_points // n_jobs, 1)
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
+        columns = ", ".join(JOB_COLUMNS)
+        with cursor.copy(f"COPY jobs ({columns}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for i in range(n_jobs):
+                row = _job(i, rng, now)
+                copy.write_row([_text(row[c]) for c in JOB_COLUMNS])
         copy_sql = "COPY metric_points (job_id, name, step, epoch, value, time) FROM STDIN"
         with cursor.copy(copy_sql) as copy:  # type: ignore[attr-defined]
-            for row in rows:
+            for i in range(n_jobs):
                 for k in range(per_job):
-                    copy.write_row((row["id"], NAMES[k % 4], k, k / 10, float(k), now))
+                    copy.write_row((f"{i:032x}", NAMES[k % 4], k, k / 10, float(k), now))
         raw.commit()
     finally:
         raw.close()
     with engine.begin() as conn:
         conn.execute(text("ANALYZE"))
     engine.dispose()
-    return "t" * 32
+
+
+def _text(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, dict | list) else value
 
 
 def _job(i: int, rng: np.random.Generator, now: datetime) -> dict:
@@ -82,7 +95,7 @@ def _job(i: int, rng: np.random.Generator, now: datetime) -> dict:
     summary.update({f"extra_{k}": float(k) for k in range(12)})  # summaries carry more keys
     return {
         "id": f"{i:032x}",
-        "team_id": "t" * 32,
+        "team_id": TEAM,
         "spec": spec,
         "spec_hash": f"{i:064x}",
         "optimizer": name,
@@ -103,36 +116,62 @@ def _job(i: int, rng: np.random.Generator, now: datetime) -> dict:
     }
 
 
-def in_sql(factory, team_id: str) -> list[dict]:
-    query = ResultsQuery(
-        team_id=team_id,
-        filters=((Condition(Field("column", ("status",)), "eq", ("succeeded",)),),),
-        group_by=(Field("spec", ("optimizer", "name")), Field("spec", ("optimizer", "rho"))),
-        metrics=METRICS,
-    )
-    with factory() as session:
-        return query_groups(session=session, query=query)
+QUERY = ResultsQuery(
+    team_id=TEAM,
+    filters=((Condition(Field("column", ("status",)), "eq", ("succeeded",)),),),
+    group_by=(Field("spec", ("optimizer", "name")), Field("spec", ("optimizer", "rho"))),
+    metrics=METRICS,
+)
 
 
-def in_python(factory, team_id: str) -> dict[tuple, dict]:
+def in_sql(factory, answer=query_groups) -> dict[tuple, dict]:
     with factory() as session:
-        stmt = select(Job.spec, Job.summary).where(
-            Job.team_id == team_id, Job.status == "succeeded"
-        )
+        groups = answer(session=session, query=QUERY)
+    return {
+        (g["key"]["optimizer.name"], g["key"]["optimizer.rho"]): {
+            "jobs": g["jobs"],
+            **{
+                m: tuple(g["metrics"][m][k] for k in ("n", "mean", "std", "min", "max"))
+                for m in METRICS
+            },
+        }
+        for g in groups
+    }
+
+
+def in_python(factory) -> dict[tuple, dict]:
+    with factory() as session:
+        stmt = select(Job.spec, Job.summary).where(Job.team_id == TEAM, Job.status == "succeeded")
         rows = session.execute(stmt).all()
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for spec, summary in rows:
         groups[(spec["optimizer"]["name"], spec["optimizer"].get("rho"))].append(summary)
-    out = {}
+    out: dict[tuple, dict] = {}
     for key, summaries in groups.items():
-        out[key] = {}
+        out[key] = {"jobs": len(summaries)}
         for m in METRICS:
             x = np.array([s[m] for s in summaries])
             out[key][m] = (len(x), x.mean(), x.std(ddof=1), x.min(), x.max())
     return out
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
+def same(got: dict[tuple, dict], want: dict[tuple, dict]) -> None:
+    """Equal groups, counts, min and max; mean and std to float64 rounding of n-term sums."""
+    assert got.keys() == want.keys(), (sorted(got, key=str), sorted(want, key=str))
+    for key, stats in want.items():
+        assert got[key]["jobs"] == stats["jobs"], key
+        for m in METRICS:
+            n, mean, std, low, high = stats[m]
+            g = got[key][m]
+            # 8·n·eps as tests/tolerance.float_tolerance; the std subtracts the mean first,
+            # so its error is relative to max(|mean|, std).
+            tol = 8 * n * sys.float_info.epsilon
+            assert g[0] == n and (g[3], g[4]) == (low, high), (key, m, g)
+            assert abs(g[1] - mean) <= tol * abs(mean), (key, m, g)
+            assert abs(g[2] - std) <= tol * max(abs(mean), std), (key, m, g, std)
+
+
+def timed(fn, repeats: int) -> tuple[float, Any]:
     times, result = [], None
     for _ in range(repeats):
         started = time.perf_counter()
@@ -141,48 +180,47 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
+def run(n_jobs: int, n_points: int, repeats: int) -> dict[str, float]:
+    """Median seconds of each way at n_jobs jobs (answers checked equal)."""
+    with temporary_database("flatlab_bench") as url:
+        migrations.upgrade(url)
+        started = time.perf_counter()
+        fill(url, n_jobs, n_points)
+        filled = time.perf_counter() - started
+        print(f"{n_jobs:,} jobs, {n_points:,} metric points: filled in {filled:.1f} s")
+        engine = make_engine(url)
+        factory = make_session_factory(engine)
+        try:
+            cells_s, cells = timed(lambda: in_sql(factory), repeats)
+            json_s, from_json = timed(lambda: in_sql(factory, query_groups_from_json), repeats)
+            py_s, expected = timed(lambda: in_python(factory), repeats)
+        finally:
+            engine.dispose()
+        same(cells, expected)
+        same(from_json, expected)
+    times = {
+        "query_groups (result cells)": cells_s,
+        "query_groups_from_json (SQL over JSONB)": json_s,
+        "fetch rows + aggregate in Python": py_s,
+    }
+    print(f"  {len(cells)} groups, median of {repeats}")
+    for label, seconds in times.items():
+        print(f"  {label:<42} {seconds * 1000:9.1f} ms   Python / this {py_s / seconds:7.1f}x")
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-
-    name = f"flatlab_bench_{secrets.token_hex(4)}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    try:
-        migrations.upgrade(url)
-        started = time.perf_counter()
-        team_id = fill(url, args.jobs, args.points)
-        print(
-            f"filled {args.jobs} jobs, {args.points} metric points "
-            f"in {time.perf_counter() - started:.1f} s"
-        )
-        engine = make_engine(url)
-        factory = make_session_factory(engine)
-        sql_s, groups = timed(lambda: in_sql(factory, team_id), args.repeats)
-        py_s, expected = timed(lambda: in_python(factory, team_id), args.repeats)
-        for g in groups:
-            key = (g["key"]["optimizer.name"], g["key"]["optimizer.rho"])
-            n, mean, std, _, _ = expected[key]["final_test_acc"]
-            stat = g["metrics"]["final_test_acc"]
-            # float64 sums of n values (8·n·eps, as tests/tolerance.float_tolerance); the
-            # std subtracts the mean first, so its error is relative to max(|mean|, std).
-            tol = 8 * n * sys.float_info.epsilon
-            assert stat["n"] == n and abs(stat["mean"] - mean) <= tol * abs(mean), (key, stat)
-            assert abs(stat["std"] - std) <= tol * max(abs(mean), std), (key, stat, std)
-        engine.dispose()
-        print(f"groups: {len(groups)}, median of {args.repeats}")
-        print(f"  SQL group-by (store.results.query_groups): {sql_s * 1000:8.1f} ms")
-        print(f"  fetch rows + aggregate in Python:          {py_s * 1000:8.1f} ms")
-        print(f"  ratio (Python / SQL): {py_s / sql_s:.1f}x")
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    results = {n: run(n, args.points, args.repeats) for n in args.jobs}
+    smallest = min(results)
+    for n in sorted(results)[1:]:
+        print(f"time at {n:,} jobs / time at {smallest:,} jobs:")
+        for label, seconds in results[n].items():
+            print(f"  {label:<42} {seconds / results[smallest][label]:6.2f}x")
 
 
 if __name__ == "__main__":

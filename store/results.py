@@ -131,13 +131,18 @@ def query_groups(*, session: Session, query: ResultsQuery) -> list[dict[str, Any
     label, model, data set, benchmark, ρ, base lr) is answered from the
     per-configuration rollup instead (`store.result_cells`), with the same figures.
     """
-    dialect = _dialect(session)
-    if dialect == "postgresql":
+    if _dialect(session) == "postgresql":
         from store.result_cells import query_groups_from_cells
 
         from_cells = query_groups_from_cells(session=session, query=query)
         if from_cells is not None:
             return from_cells
+    return query_groups_from_json(session=session, query=query)
+
+
+def query_groups_from_json(*, session: Session, query: ResultsQuery) -> list[dict[str, Any]]:
+    """`query_groups` computed over every matching job's spec and summary JSON."""
+    dialect = _dialect(session)
     keys = [_group_value(dialect, f).label(f"k{i}") for i, f in enumerate(query.group_by)]
     values = [
         _json_number(dialect, Job.summary, (metric,)).label(f"x{j}")
