@@ -268,9 +268,7 @@ class JobResultMetric(Base):
     __tablename__ = "job_result_metrics"
     __table_args__ = (Index("ix_job_result_metrics_cell_metric", "cell_key", "metric"),)
 
-    job_id: Mapped[str] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     metric: Mapped[str] = mapped_column(Text, primary_key=True)
     value: Mapped[float] = mapped_column(Float)
     cell_key: Mapped[str] = mapped_column(String(32))

@@ -110,9 +110,10 @@ def _where(query: Any) -> list[ColumnElement[bool]] | None:
     out: list[ColumnElement[bool]] = []
     for any_of in query.filters:
         tests = [_condition(c) for c in any_of]
-        if any(t is None for t in tests):
+        known = [t for t in tests if t is not None]
+        if len(known) < len(tests):
             return None
-        out.append(or_(*tests))
+        out.append(or_(*known))
     return out
 
 

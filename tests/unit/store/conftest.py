@@ -30,8 +30,12 @@ def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionm
     if request.param == "sqlite":
         yield from _sqlite(tmp_path)
         return
-    url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
+    yield request.getfixturevalue("pg_factory")
+
+
+@pytest.fixture
+def pg_factory(pg_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(pg_url)
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):  # quicker than TRUNCATE when small
             conn.execute(table.delete())
