@@ -233,11 +233,13 @@ class Worker(Base):
 
 
 class ResultCell(Base):
-    """Jobs of one configuration rolled up for grouped results (PostgreSQL keeps it by trigger).
+    """Jobs of one configuration rolled up for grouped results (PostgreSQL only).
 
     A cell is the jobs sharing team, status, optimizer, label, model, data set,
     benchmark, ρ and base lr. Metric '' counts them (`jobs`); a row per summary
     metric holds n, mean, `m2` = Σ(x − mean)² (two-pass, corrected), min and max.
+    Recomputed from `JobResult`/`JobResultMetric` rows by `flatlab_results_refresh`
+    for the cells `ResultDirty` names (migration 0004).
     """
 
     __tablename__ = "result_cells"
@@ -260,6 +262,38 @@ class ResultCell(Base):
     m2: Mapped[float | None] = mapped_column(Float)
     min: Mapped[float | None] = mapped_column(Float)
     max: Mapped[float | None] = mapped_column(Float)
+
+
+class JobResult(Base):
+    """A job's cell, typed (PostgreSQL keeps it by trigger; see `ResultCell`)."""
+
+    __tablename__ = "job_results"
+    __table_args__ = (Index("ix_job_results_cell_key", "cell_key"),)
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cell_key: Mapped[str] = mapped_column(String(32))
+    team_id: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20))
+    optimizer: Mapped[str] = mapped_column(String(50))
+    label: Mapped[str | None] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(50))
+    dataset: Mapped[str] = mapped_column(String(50))
+    benchmark_id: Mapped[str | None] = mapped_column(String(32))
+    rho: Mapped[float | None] = mapped_column(Float)
+    lr: Mapped[float | None] = mapped_column(Float)
+
+
+class ResultDirty(Base):
+    """A cell whose jobs changed since `result_cells` last recomputed it (appended by trigger)."""
+
+    __tablename__ = "result_dirty"
+    __table_args__ = (Index("ix_result_dirty_team_id", "team_id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    team_id: Mapped[str] = mapped_column(String(32))
+    cell_key: Mapped[str] = mapped_column(String(32))
 
 
 class JobResultMetric(Base):

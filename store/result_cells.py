@@ -3,7 +3,9 @@
 A grouped query whose group keys and filters all name cell columns (status,
 optimizer, label, model, data set, benchmark, ρ, base lr) reads one row per
 (cell, metric) instead of every job, so its cost follows the number of
-configurations, not of jobs. Cells merge into groups with the pairwise update
+configurations, not of jobs; the cells whose jobs changed since the last
+read are recomputed first (`refresh_cells`), at a cost that follows those
+cells' sizes. Cells merge into groups with the pairwise update
 of Chan, Golub & LeVeque (1979; 1983 eq. 2.1): for cells c with count n_c,
 mean m_c and M2_c = Σ(x − m_c)², the group's mean is m = Σ n_c m_c / N and
 M2 = Σ M2_c + Σ n_c (m_c − m)² − (Σ n_c (m_c − m))² / N, the last term the
@@ -16,10 +18,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from store.models import ResultCell
+from store.models import ResultCell, ResultDirty
 
 CELL_COLUMNS: dict[tuple[str, tuple[str, ...]], Any] = {
     ("column", ("status",)): ResultCell.status,
@@ -52,6 +54,7 @@ def query_groups_from_cells(*, session: Session, query: Any) -> list[dict[str, A
     where = _where(query)
     if any(k is None for k in keys) or where is None or "" in query.metrics:
         return None
+    refresh_cells(session=session, team_id=query.team_id)
     metrics = list(query.metrics)
     stmt = (
         select(*keys, ResultCell.metric, ResultCell.jobs, ResultCell.n, ResultCell.mean)
@@ -80,6 +83,20 @@ def query_groups_from_cells(*, session: Session, query: Any) -> list[dict[str, A
         }
         for key, group in groups.items()
     ]
+
+
+def refresh_cells(*, session: Session, team_id: str) -> int:
+    """Recompute the team's cells whose jobs changed since; returns how many (0: none were).
+
+    Runs in the caller's transaction and is kept when the caller commits (a
+    rollback leaves the cells to the next read). That transaction must not hold
+    locks that writers of jobs wait for: it takes the team's refresh lock (held
+    to commit), so a concurrent refresh of the same team waits for this one.
+    """
+    pending = select(exists().where(ResultDirty.team_id == team_id))
+    if not session.scalar(pending):
+        return 0
+    return int(session.scalar(select(func.flatlab_results_refresh(team_id))) or 0)
 
 
 def merge_cells(cells: list[Any]) -> dict[str, Any]:

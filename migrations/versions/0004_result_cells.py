@@ -4,15 +4,21 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-01
 
-`job_result_metrics` holds each job's numeric summary values as typed rows
-(job, metric, value). `result_cells` rolls them up per cell, the jobs that share
-team, status, optimizer, label, model, data set, benchmark, ρ and base lr: a
-row of metric '' counts the cell's jobs, a row per metric holds count, mean,
-the corrected two-pass sum of squared deviations (Chan, Golub & LeVeque 1983,
-eq. 1.7), min and max. On PostgreSQL, statement-level triggers on `jobs` keep
-both exact in the writing transaction (a cell is recomputed from its jobs'
-values, under an advisory lock per cell taken in key order), and the upgrade
-backfills them; SQLite (embedded) has the tables but answers from the JSON.
+`job_results` holds each job's cell (team, status, optimizer, label, model,
+data set, benchmark, ρ, base lr, typed) and `job_result_metrics` its numeric
+summary values as typed rows (job, metric, value). `result_cells` rolls them up
+per cell: a row of metric '' counts the cell's jobs, a row per metric holds
+count, mean, the corrected two-pass sum of squared deviations (Chan, Golub &
+LeVeque 1983, eq. 1.7), min and max.
+
+On PostgreSQL a row trigger on `jobs` keeps the per-job rows exact in the
+writing transaction (it runs only when a watched column changes, never for
+heartbeats or progress) and notes the cells it touched in `result_dirty`;
+`flatlab_results_refresh(team)`, which a grouped query calls first, recomputes
+those cells from their jobs' rows. Writers touch only their job's rows and
+append to `result_dirty`, so they never wait on one another; refreshes of one
+team take turns on an advisory lock. The upgrade backfills all of it. SQLite
+(embedded) has the tables, empty, and answers from the JSON.
 
 `metric_points` loses its foreign key to `jobs`: checked per row, it was about
 half the cost of a 1,000-point COPY. `store.metrics.write_metric_points` takes
@@ -34,6 +40,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 DIMS = "team_id, status, optimizer, label, model, dataset, benchmark_id, rho, lr"
+WATCHED = ("team_id", "status", "optimizer", "label", "model", "dataset", "benchmark_id")
+CHANGED = " OR ".join(
+    [f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in WATCHED]
+    + [f"OLD.{c}::jsonb IS DISTINCT FROM NEW.{c}::jsonb" for c in ("spec", "summary")]
+)
 
 FUNCTIONS = [
     # A JSON number as float8; NULL for anything else (or past float8's range).
@@ -42,134 +53,104 @@ CREATE FUNCTION flatlab_number(v jsonb) RETURNS float8 LANGUAGE sql IMMUTABLE AS
   SELECT CASE WHEN jsonb_typeof(v) = 'number' AND abs((v #>> '{}')::numeric) < 1e308
     THEN (v #>> '{}')::float8 END
 $$""",
+    # A job's cell: its key (md5 of the dimensions) and the dimensions, typed.
     """
-CREATE TYPE flatlab_result_job AS (
-  id varchar(32), cell_key varchar(32), team_id varchar(32), status varchar(20),
-  optimizer varchar(50), label varchar(100), model varchar(50), dataset varchar(50),
-  benchmark_id varchar(32), rho float8, lr float8, summary jsonb)""",
-    """
-CREATE FUNCTION flatlab_result_job(j jobs) RETURNS flatlab_result_job
+CREATE FUNCTION flatlab_job_cell(j jobs, OUT cell_key text, OUT rho float8, OUT lr float8)
 LANGUAGE sql STABLE AS $$
-  SELECT ROW(j.id, md5(jsonb_build_array(j.team_id, j.status, j.optimizer, j.label, j.model,
-      j.dataset, j.benchmark_id, flatlab_number(j.spec::jsonb #> '{optimizer,rho}'),
-      flatlab_number(j.spec::jsonb #> '{optimizer,base,lr}'))::text),
-    j.team_id, j.status, j.optimizer, j.label, j.model, j.dataset, j.benchmark_id,
-    flatlab_number(j.spec::jsonb #> '{optimizer,rho}'),
-    flatlab_number(j.spec::jsonb #> '{optimizer,base,lr}'),
-    CASE WHEN jsonb_typeof(j.summary::jsonb) = 'object' THEN j.summary::jsonb
-      ELSE '{}'::jsonb END)::flatlab_result_job
+  SELECT md5(jsonb_build_array(j.team_id, j.status, j.optimizer, j.label, j.model, j.dataset,
+      j.benchmark_id, r, l)::text), r, l
+  FROM (SELECT flatlab_number(j.spec::jsonb #> '{optimizer,rho}') AS r,
+               flatlab_number(j.spec::jsonb #> '{optimizer,base,lr}') AS l) x
 $$""",
-    # Moves jobs out of their old cells and into their new ones, then recomputes
-    # every (cell, metric) either side touched from the jobs' values.
-    f"""
-CREATE FUNCTION flatlab_results_apply(olds flatlab_result_job[], news flatlab_result_job[])
-RETURNS void LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-  k text;
-  keys text[];
-  metrics text[];
+    """
+CREATE FUNCTION flatlab_add_job_results(j jobs) RETURNS void LANGUAGE sql VOLATILE AS $$
+  WITH c AS (SELECT * FROM flatlab_job_cell(j)),
+  r AS (
+    INSERT INTO job_results (job_id, cell_key, team_id, status, optimizer, label, model,
+        dataset, benchmark_id, rho, lr)
+      SELECT j.id, c.cell_key, j.team_id, j.status, j.optimizer, j.label, j.model,
+        j.dataset, j.benchmark_id, c.rho, c.lr FROM c),
+  m AS (
+    INSERT INTO job_result_metrics (job_id, metric, value, cell_key)
+      SELECT j.id, e.key, flatlab_number(e.value), c.cell_key
+      FROM c, jsonb_each(CASE WHEN jsonb_typeof(j.summary::jsonb) = 'object'
+        THEN j.summary::jsonb ELSE '{}'::jsonb END) e
+      WHERE flatlab_number(e.value) IS NOT NULL)
+  INSERT INTO result_dirty (team_id, cell_key) SELECT j.team_id, c.cell_key FROM c;
+$$""",
+    # Row trigger: touches only the job's own rows and appends to result_dirty (no
+    # unique key there), so it never waits on another transaction's rows or locks.
+    """
+CREATE FUNCTION flatlab_job_results() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF coalesce(cardinality(olds), 0) + coalesce(cardinality(news), 0) = 0 THEN
-    RETURN;
+  IF TG_OP <> 'INSERT' THEN
+    INSERT INTO result_dirty (team_id, cell_key)
+      SELECT team_id, cell_key FROM job_results WHERE job_id = OLD.id;
+    DELETE FROM job_result_metrics WHERE job_id = OLD.id;
+    DELETE FROM job_results WHERE job_id = OLD.id;
   END IF;
-  FOR k IN SELECT DISTINCT c.cell_key FROM (
-      SELECT cell_key FROM unnest(olds) UNION SELECT cell_key FROM unnest(news)) c
-      ORDER BY 1 LOOP
-    PERFORM pg_advisory_xact_lock(hashtextextended('flatlab_cell:' || k, 0));
-  END LOOP;
-  DELETE FROM job_result_metrics m USING unnest(olds) o WHERE m.job_id = o.id;
-  UPDATE result_cells c SET jobs = c.jobs - o.n
-    FROM (SELECT cell_key, count(*) AS n FROM unnest(olds) GROUP BY cell_key) o
-    WHERE c.cell_key = o.cell_key AND c.metric = '';
-  DELETE FROM result_cells WHERE metric = '' AND jobs <= 0;
+  IF TG_OP <> 'DELETE' THEN
+    PERFORM flatlab_add_job_results(NEW);
+  ELSE
+    DELETE FROM metric_points WHERE job_id = OLD.id;
+  END IF;
+  RETURN NULL;
+END
+$$""",
+    # Recomputes the team's dirty cells from their jobs' rows, under a lock per team
+    # (the caller's transaction takes no other lock first, so waits cannot cycle).
+    f"""
+CREATE FUNCTION flatlab_results_refresh(team varchar) RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  keys text[];
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtextextended('flatlab_results:' || team, 0));
+  WITH d AS (DELETE FROM result_dirty WHERE team_id = team RETURNING cell_key)
+    SELECT array_agg(DISTINCT cell_key) INTO keys FROM d;
+  IF keys IS NULL THEN
+    RETURN 0;
+  END IF;
+  DELETE FROM result_cells WHERE cell_key = ANY(keys);
   INSERT INTO result_cells (cell_key, metric, {DIMS}, jobs)
-    SELECT cell_key, '', {DIMS}, count(*) FROM unnest(news)
-    GROUP BY cell_key, {DIMS}
-    ON CONFLICT (cell_key, metric) DO UPDATE SET jobs = result_cells.jobs + excluded.jobs;
-  INSERT INTO job_result_metrics (job_id, metric, value, cell_key)
-    SELECT n.id, e.key, flatlab_number(e.value), n.cell_key
-    FROM unnest(news) n, jsonb_each(n.summary) e WHERE flatlab_number(e.value) IS NOT NULL;
-  SELECT array_agg(t.cell_key), array_agg(t.metric) INTO keys, metrics FROM (
-    SELECT DISTINCT j.cell_key, e.metric
-    FROM (SELECT * FROM unnest(olds) UNION ALL SELECT * FROM unnest(news)) j,
-    jsonb_object_keys(j.summary) e(metric)) t;
-  DELETE FROM result_cells c USING unnest(keys, metrics) t(cell_key, metric)
-    WHERE c.cell_key = t.cell_key AND c.metric = t.metric;
+    SELECT cell_key, '', {DIMS}, count(*) FROM job_results
+    WHERE cell_key = ANY(keys) GROUP BY cell_key, {DIMS};
+  -- MATERIALIZED: aggregated once, whatever the planner guesses of the new '' rows
+  WITH s AS MATERIALIZED (
+    SELECT cell_key, metric, count(*) AS n, avg(value) AS mean,
+      sum((value - a) * (value - a)) - sum(value - a) * sum(value - a) / count(*) AS m2,
+      min(value) AS lo, max(value) AS hi
+    FROM (
+      SELECT cell_key, metric, value, avg(value) OVER (PARTITION BY cell_key, metric) AS a
+      FROM job_result_metrics WHERE cell_key = ANY(keys)) v
+    GROUP BY cell_key, metric)
   INSERT INTO result_cells (cell_key, metric, {DIMS}, jobs, n, mean, m2, min, max)
     SELECT s.cell_key, s.metric, {", ".join("c." + d.strip() for d in DIMS.split(","))},
       s.n, s.n, s.mean, s.m2, s.lo, s.hi
-    FROM (
-      SELECT cell_key, metric, count(*) AS n, avg(value) AS mean,
-        sum((value - a) * (value - a)) - sum(value - a) * sum(value - a) / count(*) AS m2,
-        min(value) AS lo, max(value) AS hi
-      FROM (
-        SELECT m.cell_key, m.metric, m.value,
-          avg(m.value) OVER (PARTITION BY m.cell_key, m.metric) AS a
-        FROM job_result_metrics m JOIN unnest(keys, metrics) t(cell_key, metric)
-          ON m.cell_key = t.cell_key AND m.metric = t.metric) v
-      GROUP BY cell_key, metric) s
-    JOIN result_cells c ON c.cell_key = s.cell_key AND c.metric = '';
+    FROM s JOIN result_cells c ON c.cell_key = s.cell_key AND c.metric = '';
+  RETURN cardinality(keys);
 END
 $$""",
     """
-CREATE FUNCTION flatlab_results_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM flatlab_results_apply('{}',
-    (SELECT array_agg(flatlab_result_job(n)) FROM new_rows n));
-  RETURN NULL;
-END
-$$""",
-    """
-CREATE FUNCTION flatlab_results_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  DELETE FROM metric_points m USING old_rows o WHERE m.job_id = o.id;
-  PERFORM flatlab_results_apply(
-    (SELECT array_agg(flatlab_result_job(o)) FROM old_rows o), '{}');
-  RETURN NULL;
-END
-$$""",
-    # Heartbeats and progress change neither the cell nor the summary: nothing to do.
-    """
-CREATE FUNCTION flatlab_results_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  olds flatlab_result_job[];
-  news flatlab_result_job[];
-BEGIN
-  SELECT array_agg(a.o), array_agg(a.n) INTO olds, news FROM (
-    SELECT flatlab_result_job(o) AS o, flatlab_result_job(n) AS n
-    FROM old_rows o JOIN new_rows n ON n.id = o.id) a
-  WHERE (a.o).cell_key <> (a.n).cell_key OR (a.o).summary <> (a.n).summary;
-  PERFORM flatlab_results_apply(olds, news);
-  RETURN NULL;
-END
-$$""",
-    """
-CREATE TRIGGER flatlab_results_inserted AFTER INSERT ON jobs
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION flatlab_results_inserted()""",
-    """
-CREATE TRIGGER flatlab_results_deleted AFTER DELETE ON jobs
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION flatlab_results_deleted()""",
-    """
-CREATE TRIGGER flatlab_results_updated AFTER UPDATE ON jobs
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION flatlab_results_updated()""",
-    # Backfill: every job already stored enters its cell.
-    """
-SELECT flatlab_results_apply('{}', (SELECT array_agg(flatlab_result_job(j)) FROM jobs j))""",
+CREATE TRIGGER flatlab_job_results_written AFTER INSERT OR DELETE ON jobs
+  FOR EACH ROW EXECUTE FUNCTION flatlab_job_results()""",
+    # Heartbeats and progress set none of these columns: the trigger does not run.
+    f"""
+CREATE TRIGGER flatlab_job_results_updated
+  AFTER UPDATE OF {", ".join((*WATCHED, "spec", "summary"))} ON jobs
+  FOR EACH ROW WHEN ({CHANGED}) EXECUTE FUNCTION flatlab_job_results()""",
+    # Backfill: every job already stored, its cell computed at once.
+    "SELECT flatlab_add_job_results(j) FROM jobs j",
+    "SELECT flatlab_results_refresh(t.team_id) FROM (SELECT DISTINCT team_id FROM jobs) t",
 ]
 
 DROP = [
-    "DROP TRIGGER IF EXISTS flatlab_results_updated ON jobs",
-    "DROP TRIGGER IF EXISTS flatlab_results_deleted ON jobs",
-    "DROP TRIGGER IF EXISTS flatlab_results_inserted ON jobs",
-    "DROP FUNCTION IF EXISTS flatlab_results_updated()",
-    "DROP FUNCTION IF EXISTS flatlab_results_deleted()",
-    "DROP FUNCTION IF EXISTS flatlab_results_inserted()",
-    "DROP FUNCTION IF EXISTS flatlab_results_apply(flatlab_result_job[], flatlab_result_job[])",
-    "DROP FUNCTION IF EXISTS flatlab_result_job(jobs)",
-    "DROP TYPE IF EXISTS flatlab_result_job",
+    "DROP TRIGGER IF EXISTS flatlab_job_results_updated ON jobs",
+    "DROP TRIGGER IF EXISTS flatlab_job_results_written ON jobs",
+    "DROP FUNCTION IF EXISTS flatlab_results_refresh(varchar)",
+    "DROP FUNCTION IF EXISTS flatlab_job_results()",
+    "DROP FUNCTION IF EXISTS flatlab_add_job_results(jobs)",
+    "DROP FUNCTION IF EXISTS flatlab_job_cell(jobs)",
     "DROP FUNCTION IF EXISTS flatlab_number(jsonb)",
 ]
 
@@ -198,6 +179,30 @@ def upgrade() -> None:
     )
     op.create_index("ix_result_cells_team_metric", "result_cells", ["team_id", "metric"])
     op.create_table(
+        "job_results",
+        sa.Column("job_id", sa.String(length=32), nullable=False),
+        sa.Column("cell_key", sa.String(length=32), nullable=False),
+        sa.Column("team_id", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("optimizer", sa.String(length=50), nullable=False),
+        sa.Column("label", sa.String(length=100), nullable=True),
+        sa.Column("model", sa.String(length=50), nullable=False),
+        sa.Column("dataset", sa.String(length=50), nullable=False),
+        sa.Column("benchmark_id", sa.String(length=32), nullable=True),
+        sa.Column("rho", sa.Float(), nullable=True),
+        sa.Column("lr", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("job_id", name=op.f("pk_job_results")),
+    )
+    op.create_index("ix_job_results_cell_key", "job_results", ["cell_key"])
+    op.create_table(
+        "result_dirty",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("team_id", sa.String(length=32), nullable=False),
+        sa.Column("cell_key", sa.String(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_result_dirty")),
+    )
+    op.create_index("ix_result_dirty_team_id", "result_dirty", ["team_id"])
+    op.create_table(
         "job_result_metrics",
         sa.Column("job_id", sa.String(length=32), nullable=False),
         sa.Column("metric", sa.Text(), nullable=False),
@@ -225,6 +230,10 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for statement in DROP:
             op.execute(statement)
+    op.drop_index("ix_result_dirty_team_id", table_name="result_dirty")
+    op.drop_table("result_dirty")
+    op.drop_index("ix_job_results_cell_key", table_name="job_results")
+    op.drop_table("job_results")
     op.drop_index("ix_job_result_metrics_cell_metric", table_name="job_result_metrics")
     op.drop_table("job_result_metrics")
     op.drop_index("ix_result_cells_team_metric", table_name="result_cells")
