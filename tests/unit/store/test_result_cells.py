@@ -23,7 +23,7 @@ from sam_core.spec import JobSpec
 from store.db import make_engine, make_session_factory, session_scope
 from store.jobs import create_job, delete_job
 from store.leases import claim_job, finish_job
-from store.models import Job, JobResultMetric
+from store.models import Job, JobResult, JobResultMetric
 from store.result_cells import query_groups_from_cells
 from store.results import Condition, Field, ResultsQuery, query_groups_from_json
 from tests.pg import temporary_database
@@ -219,6 +219,9 @@ def test_the_summary_table_holds_each_finished_jobs_numbers(
         table == numbers == {(done, "acc"): 0.91, (done, "steps"): 120.0, (done, "neg"): -2.5e-300}
     )
     assert not any(job_id == waiting for job_id, _ in table)
+    with session_scope(pg_factory) as session:
+        cells = dict(session.execute(select(JobResult.job_id, JobResult.status)).all())
+    assert cells == {done: "succeeded", waiting: "queued"}
 
 
 def test_grouped_results_equal_pandas_through_every_change(
@@ -250,9 +253,11 @@ def test_grouped_results_equal_pandas_through_every_change(
     _check(pg_factory, jobs)
 
 
-def test_concurrent_finishes_in_one_cell_are_all_counted(
+def test_concurrent_finishes_and_reads_lose_no_change(
     pg_factory: sessionmaker[Session],
 ) -> None:
+    # Four workers finish jobs of the same few cells while a reader keeps refreshing the
+    # cells: no write waits on another or fails, and the cells end equal to the jobs.
     jobs = Jobs(pg_factory, seed=1)
     ids = jobs.add(48)
     summaries = {
@@ -260,6 +265,8 @@ def test_concurrent_finishes_in_one_cell_are_all_counted(
         for i, job_id in enumerate(ids)
     }
     errors: list[BaseException] = []
+    done = threading.Event()
+    query = ResultsQuery(team_id="t", group_by=QUERIES[0][0], metrics=METRICS)
 
     def finish(part: list[str]) -> None:
         try:
@@ -268,11 +275,23 @@ def test_concurrent_finishes_in_one_cell_are_all_counted(
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=finish, args=(ids[k::4],)) for k in range(4)]
-    for t in threads:
+    def read() -> None:
+        try:
+            while not done.is_set():
+                with session_scope(pg_factory) as session:
+                    query_groups_from_cells(session=session, query=query)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    writers = [threading.Thread(target=finish, args=(ids[k::4],)) for k in range(4)]
+    reader = threading.Thread(target=read)
+    reader.start()
+    for t in writers:
         t.start()
-    for t in threads:
+    for t in writers:
         t.join()
+    done.set()
+    reader.join()
     assert errors == []
     _check(pg_factory, jobs)
 
