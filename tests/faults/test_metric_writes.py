@@ -66,7 +66,7 @@ def _wait_for_backend_blocked_on_lock(admin, timeout: float = 10.0) -> int:
     deadline = time.monotonic() + timeout
     query = text(
         "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-        "AND query LIKE 'INSERT INTO metric_points%'"
+        "AND query LIKE '%FROM metric_points%'"
     )
     while time.monotonic() < deadline:
         pid = admin.execute(query).scalar()
