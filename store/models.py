@@ -284,7 +284,10 @@ class JobResult(Base):
 
 
 class ResultDirty(Base):
-    """A cell whose jobs changed since `result_cells` last recomputed it (appended by trigger)."""
+    """A job that joined (`added`) or left a cell since the cells were last refreshed.
+
+    Appended by the trigger on `jobs`; consumed by `flatlab_results_refresh`.
+    """
 
     __tablename__ = "result_dirty"
     __table_args__ = (Index("ix_result_dirty_team_id", "team_id"),)
@@ -294,6 +297,8 @@ class ResultDirty(Base):
     )
     team_id: Mapped[str] = mapped_column(String(32))
     cell_key: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[str] = mapped_column(String(32))
+    added: Mapped[bool] = mapped_column(Boolean)
 
 
 class JobResultMetric(Base):

@@ -45,6 +45,30 @@ CHANGED = " OR ".join(
     [f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in WATCHED]
     + [f"OLD.{c}::jsonb IS DISTINCT FROM NEW.{c}::jsonb" for c in ("spec", "summary")]
 )
+RECOMPUTED = (
+    "SELECT cell_key, metric, value FROM job_result_metrics "
+    "WHERE cell_key IN (SELECT cell_key FROM r)"
+)
+JOINED = (
+    "SELECT x.cell_key, x.metric, x.value FROM job_result_metrics x "
+    "JOIN a ON x.job_id = a.job_id AND x.cell_key = a.cell_key"
+)
+
+
+def _cols(alias: str) -> str:
+    return ", ".join(f"{alias}.{d.strip()}" for d in DIMS.split(","))
+
+
+def _two_pass(values: str) -> str:
+    """Per (cell_key, metric) of `values`: n, mean, corrected two-pass M2, min, max."""
+    return f"""
+    SELECT cell_key, metric, count(*) AS n, avg(value) AS mean,
+      sum((value - m) * (value - m)) - sum(value - m) * sum(value - m) / count(*) AS m2,
+      min(value) AS lo, max(value) AS hi
+    FROM (SELECT v.*, avg(v.value) OVER (PARTITION BY v.cell_key, v.metric) AS m
+      FROM ({values}) v) w
+    GROUP BY cell_key, metric"""
+
 
 FUNCTIONS = [
     # A JSON number as float8; NULL for anything else (or past float8's range).
@@ -76,7 +100,8 @@ CREATE FUNCTION flatlab_add_job_results(j jobs) RETURNS void LANGUAGE sql VOLATI
       FROM c, jsonb_each(CASE WHEN jsonb_typeof(j.summary::jsonb) = 'object'
         THEN j.summary::jsonb ELSE '{}'::jsonb END) e
       WHERE flatlab_number(e.value) IS NOT NULL)
-  INSERT INTO result_dirty (team_id, cell_key) SELECT j.team_id, c.cell_key FROM c;
+  INSERT INTO result_dirty (team_id, cell_key, job_id, added)
+    SELECT j.team_id, c.cell_key, j.id, true FROM c;
 $$""",
     # Row trigger: touches only the job's own rows and appends to result_dirty (no
     # unique key there), so it never waits on another transaction's rows or locks.
@@ -84,8 +109,8 @@ $$""",
 CREATE FUNCTION flatlab_job_results() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP <> 'INSERT' THEN
-    INSERT INTO result_dirty (team_id, cell_key)
-      SELECT team_id, cell_key FROM job_results WHERE job_id = OLD.id;
+    INSERT INTO result_dirty (team_id, cell_key, job_id, added)
+      SELECT team_id, cell_key, job_id, false FROM job_results WHERE job_id = OLD.id;
     DELETE FROM job_result_metrics WHERE job_id = OLD.id;
     DELETE FROM job_results WHERE job_id = OLD.id;
   END IF;
@@ -97,38 +122,66 @@ BEGIN
   RETURN NULL;
 END
 $$""",
-    # Recomputes the team's dirty cells from their jobs' rows, under a lock per team
-    # (the caller's transaction takes no other lock first, so waits cannot cycle).
+    # Brings the team's cells up to date with the entries written since the last
+    # refresh: a cell a job left (or without rows yet) is recomputed from its jobs'
+    # rows; a cell jobs only joined merges their values in (Chan, Golub & LeVeque
+    # 1979: n = n_a + n_b, δ = m_b − m_a, m = m_a + δ·n_b/n, M2 = M2_a + M2_b +
+    # δ²·n_a·n_b/n). One statement, so one snapshot: the entries it consumes are
+    # exactly those of the writes whose rows it reads. Refreshes of a team take
+    # turns on an advisory lock taken first (the caller holds no lock writers wait
+    # for, so waits cannot cycle).
     f"""
 CREATE FUNCTION flatlab_results_refresh(team varchar) RETURNS integer
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-  keys text[];
+  written integer;
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtextextended('flatlab_results:' || team, 0));
-  WITH d AS (DELETE FROM result_dirty WHERE team_id = team RETURNING cell_key)
-    SELECT array_agg(DISTINCT cell_key) INTO keys FROM d;
-  IF keys IS NULL THEN
-    RETURN 0;
-  END IF;
-  DELETE FROM result_cells WHERE cell_key = ANY(keys);
-  INSERT INTO result_cells (cell_key, metric, {DIMS}, jobs)
-    SELECT cell_key, '', {DIMS}, count(*) FROM job_results
-    WHERE cell_key = ANY(keys) GROUP BY cell_key, {DIMS};
-  -- MATERIALIZED: aggregated once, whatever the planner guesses of the new '' rows
-  WITH s AS MATERIALIZED (
-    SELECT cell_key, metric, count(*) AS n, avg(value) AS mean,
-      sum((value - a) * (value - a)) - sum(value - a) * sum(value - a) / count(*) AS m2,
-      min(value) AS lo, max(value) AS hi
-    FROM (
-      SELECT cell_key, metric, value, avg(value) OVER (PARTITION BY cell_key, metric) AS a
-      FROM job_result_metrics WHERE cell_key = ANY(keys)) v
-    GROUP BY cell_key, metric)
+  WITH d AS (
+    DELETE FROM result_dirty WHERE team_id = team RETURNING cell_key, job_id, added),
+  r AS (
+    SELECT cell_key FROM d WHERE NOT added
+    UNION
+    SELECT d.cell_key FROM d WHERE NOT EXISTS (
+      SELECT 1 FROM result_cells c WHERE c.cell_key = d.cell_key AND c.metric = '')),
+  a AS (
+    SELECT DISTINCT j.cell_key, j.job_id FROM d
+    JOIN job_results j ON j.job_id = d.job_id AND j.cell_key = d.cell_key
+    WHERE d.added AND d.cell_key NOT IN (SELECT cell_key FROM r)),
+  dims AS (
+    SELECT cell_key, {DIMS}, count(*) AS jobs FROM job_results
+    WHERE cell_key IN (SELECT cell_key FROM r) GROUP BY cell_key, {DIMS}),
+  fresh AS ({_two_pass(RECOMPUTED)}),
+  joined AS ({_two_pass(JOINED)}),
+  gone AS (
+    DELETE FROM result_cells c WHERE c.cell_key IN (SELECT cell_key FROM r)
+      AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.cell_key = c.cell_key AND f.metric = c.metric)
+      AND NOT (c.metric = '' AND c.cell_key IN (SELECT cell_key FROM dims))),
+  new_rows AS (
+    SELECT cell_key, '' AS metric, {DIMS}, jobs, NULL::integer AS n, NULL::float8 AS mean,
+      NULL::float8 AS m2, NULL::float8 AS lo, NULL::float8 AS hi FROM dims
+    UNION ALL
+    SELECT f.cell_key, f.metric, {_cols("c")}, f.n, f.n, f.mean, f.m2, f.lo, f.hi
+    FROM fresh f JOIN dims c ON c.cell_key = f.cell_key
+    UNION ALL
+    SELECT c.cell_key, '', {_cols("c")}, c.jobs + j.jobs, NULL, NULL, NULL, NULL, NULL
+    FROM (SELECT cell_key, count(*) AS jobs FROM a GROUP BY cell_key) j
+    JOIN result_cells c ON c.cell_key = j.cell_key AND c.metric = ''
+    UNION ALL
+    SELECT b.cell_key, b.metric, {_cols("c")}, coalesce(o.n, 0) + b.n, coalesce(o.n, 0) + b.n,
+      CASE WHEN o.n IS NULL THEN b.mean
+        ELSE o.mean + (b.mean - o.mean) * b.n / (o.n + b.n) END,
+      CASE WHEN o.n IS NULL THEN b.m2
+        ELSE o.m2 + b.m2 + (b.mean - o.mean) * (b.mean - o.mean) * o.n * b.n / (o.n + b.n) END,
+      least(o.min, b.lo), greatest(o.max, b.hi)
+    FROM joined b JOIN result_cells c ON c.cell_key = b.cell_key AND c.metric = ''
+    LEFT JOIN result_cells o ON o.cell_key = b.cell_key AND o.metric = b.metric)
   INSERT INTO result_cells (cell_key, metric, {DIMS}, jobs, n, mean, m2, min, max)
-    SELECT s.cell_key, s.metric, {", ".join("c." + d.strip() for d in DIMS.split(","))},
-      s.n, s.n, s.mean, s.m2, s.lo, s.hi
-    FROM s JOIN result_cells c ON c.cell_key = s.cell_key AND c.metric = '';
-  RETURN cardinality(keys);
+    SELECT * FROM new_rows
+    ON CONFLICT (cell_key, metric) DO UPDATE SET jobs = excluded.jobs, n = excluded.n,
+      mean = excluded.mean, m2 = excluded.m2, min = excluded.min, max = excluded.max;
+  GET DIAGNOSTICS written = ROW_COUNT;
+  RETURN written;
 END
 $$""",
     """
@@ -199,6 +252,8 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("team_id", sa.String(length=32), nullable=False),
         sa.Column("cell_key", sa.String(length=32), nullable=False),
+        sa.Column("job_id", sa.String(length=32), nullable=False),
+        sa.Column("added", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_result_dirty")),
     )
     op.create_index("ix_result_dirty_team_id", "result_dirty", ["team_id"])
