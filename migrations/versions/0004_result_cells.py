@@ -45,13 +45,14 @@ CHANGED = " OR ".join(
     [f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in WATCHED]
     + [f"OLD.{c}::jsonb IS DISTINCT FROM NEW.{c}::jsonb" for c in ("spec", "summary")]
 )
-RECOMPUTED = (
-    "SELECT cell_key, metric, value FROM job_result_metrics "
-    "WHERE cell_key IN (SELECT cell_key FROM r)"
-)
+# Lateral subqueries (OFFSET 0 keeps them from being flattened into joins) probe the
+# indexes once per cell or job: the planner cannot size the CTEs, and a hash join
+# would read every job's rows.
+RECOMPUTED = "SELECT metric, value FROM job_result_metrics x WHERE x.cell_key = r.cell_key"
 JOINED = (
-    "SELECT x.cell_key, x.metric, x.value FROM job_result_metrics x "
-    "JOIN a ON x.job_id = a.job_id AND x.cell_key = a.cell_key"
+    "SELECT a.cell_key, x.metric, x.value FROM a CROSS JOIN LATERAL ("
+    "SELECT metric, value FROM job_result_metrics x "
+    "WHERE x.job_id = a.job_id AND x.cell_key = a.cell_key OFFSET 0) x"
 )
 
 
@@ -59,15 +60,14 @@ def _cols(alias: str) -> str:
     return ", ".join(f"{alias}.{d.strip()}" for d in DIMS.split(","))
 
 
-def _two_pass(values: str) -> str:
-    """Per (cell_key, metric) of `values`: n, mean, corrected two-pass M2, min, max."""
+def _two_pass(values: str, keys: str) -> str:
+    """Per `keys` of `values`: n, mean, corrected two-pass M2, min, max."""
     return f"""
-    SELECT cell_key, metric, count(*) AS n, avg(value) AS mean,
+    SELECT {keys}, count(*) AS n, avg(value) AS mean,
       sum((value - m) * (value - m)) - sum(value - m) * sum(value - m) / count(*) AS m2,
       min(value) AS lo, max(value) AS hi
-    FROM (SELECT v.*, avg(v.value) OVER (PARTITION BY v.cell_key, v.metric) AS m
-      FROM ({values}) v) w
-    GROUP BY cell_key, metric"""
+    FROM (SELECT v.*, avg(v.value) OVER (PARTITION BY {keys}) AS m FROM ({values}) v) w
+    GROUP BY {keys}"""
 
 
 FUNCTIONS = [
@@ -145,14 +145,17 @@ BEGIN
     SELECT d.cell_key FROM d WHERE NOT EXISTS (
       SELECT 1 FROM result_cells c WHERE c.cell_key = d.cell_key AND c.metric = '')),
   a AS (
-    SELECT DISTINCT j.cell_key, j.job_id FROM d
-    JOIN job_results j ON j.job_id = d.job_id AND j.cell_key = d.cell_key
+    SELECT DISTINCT d.cell_key, d.job_id FROM d CROSS JOIN LATERAL (
+      SELECT 1 FROM job_results j WHERE j.job_id = d.job_id AND j.cell_key = d.cell_key
+      OFFSET 0) j
     WHERE d.added AND d.cell_key NOT IN (SELECT cell_key FROM r)),
   dims AS (
-    SELECT cell_key, {DIMS}, count(*) AS jobs FROM job_results
-    WHERE cell_key IN (SELECT cell_key FROM r) GROUP BY cell_key, {DIMS}),
-  fresh AS ({_two_pass(RECOMPUTED)}),
-  joined AS ({_two_pass(JOINED)}),
+    SELECT r.cell_key, x.* FROM r CROSS JOIN LATERAL (
+      SELECT {DIMS}, count(*) AS jobs FROM job_results j WHERE j.cell_key = r.cell_key
+      GROUP BY {DIMS} OFFSET 0) x),
+  fresh AS (
+    SELECT r.cell_key, f.* FROM r CROSS JOIN LATERAL ({_two_pass(RECOMPUTED, "metric")}) f),
+  joined AS ({_two_pass(JOINED, "cell_key, metric")}),
   gone AS (
     DELETE FROM result_cells c WHERE c.cell_key IN (SELECT cell_key FROM r)
       AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.cell_key = c.cell_key AND f.metric = c.metric)
