@@ -129,10 +129,11 @@ $$""",
     # δ²·n_a·n_b/n). One statement, so one snapshot: the entries it consumes are
     # exactly those of the writes whose rows it reads. Refreshes of a team take
     # turns on an advisory lock taken first (the caller holds no lock writers wait
-    # for, so waits cannot cycle).
+    # for, so waits cannot cycle). No JIT: the planner cannot size the CTEs, and its
+    # guesses made compiling cost seconds for a statement that runs in milliseconds.
     f"""
 CREATE FUNCTION flatlab_results_refresh(team varchar) RETURNS integer
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET jit = off AS $$
 DECLARE
   written integer;
 BEGIN
