@@ -16,12 +16,15 @@ and are answered from the jobs' JSON (`store.results`).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from store.models import ResultCell, ResultDirty
+
+if TYPE_CHECKING:
+    from store.results import Condition, Field, ResultsQuery
 
 CELL_COLUMNS: dict[tuple[str, tuple[str, ...]], Any] = {
     ("column", ("status",)): ResultCell.status,
@@ -41,10 +44,12 @@ CELL_COLUMNS: dict[tuple[str, tuple[str, ...]], Any] = {
 NUMERIC = (ResultCell.rho, ResultCell.lr)
 
 
-def query_groups_from_cells(*, session: Session, query: Any) -> list[dict[str, Any]] | None:
+def query_groups_from_cells(
+    *, session: Session, query: ResultsQuery
+) -> list[dict[str, Any]] | None:
     """`store.results.query_groups`'s answer from the rollup; None when it cannot answer.
 
-    `query` is a `store.results.ResultsQuery`. Each group is
+    Each group is
     `{"key": {name: value}, "jobs": int, "metrics": {metric: {n, mean, std, min, max}}}`,
     std the sample std (ddof=1), None below two values.
     """
@@ -116,14 +121,14 @@ def merge_cells(cells: list[Any]) -> dict[str, Any]:
     return {"n": n, "mean": mean, "std": std, "min": low, "max": high}
 
 
-def _column(f: Any, *, group: bool = False) -> Any:
+def _column(f: Field, *, group: bool = False) -> Any:
     column = CELL_COLUMNS.get((f.kind, tuple(f.path)))
     if f.kind == "benchmark" and not group:
         return None  # a benchmark filter reads the job ↔ benchmark links, not the cell
     return column
 
 
-def _where(query: Any) -> list[ColumnElement[bool]] | None:
+def _where(query: ResultsQuery) -> list[ColumnElement[bool]] | None:
     out: list[ColumnElement[bool]] = []
     for any_of in query.filters:
         tests = [_condition(c) for c in any_of]
@@ -134,7 +139,7 @@ def _where(query: Any) -> list[ColumnElement[bool]] | None:
     return out
 
 
-def _condition(c: Any) -> ColumnElement[bool] | None:
+def _condition(c: Condition) -> ColumnElement[bool] | None:
     """A filter on a cell column, with the meaning `store.results` gives it; None otherwise."""
     from store.results import _compare
 
