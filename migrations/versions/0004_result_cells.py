@@ -99,7 +99,7 @@ CREATE FUNCTION flatlab_add_job_results(j jobs) RETURNS void LANGUAGE sql VOLATI
       SELECT j.id, e.key, flatlab_number(e.value), c.cell_key
       FROM c, jsonb_each(CASE WHEN jsonb_typeof(j.summary::jsonb) = 'object'
         THEN j.summary::jsonb ELSE '{}'::jsonb END) e
-      WHERE flatlab_number(e.value) IS NOT NULL)
+      WHERE flatlab_number(e.value) IS NOT NULL AND e.key <> '')  -- '' names the count row
   INSERT INTO result_dirty (team_id, cell_key, job_id, added)
     SELECT j.team_id, c.cell_key, j.id, true FROM c;
 $$""",
