@@ -20,6 +20,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from store.leases import hold
 from store.models import MetricPoint, utcnow
 
 SQLITE_CHUNK = 2000  # rows per executemany call
@@ -39,9 +40,20 @@ _INSERT_STAGED = (
 
 
 def write_metric_points(
-    *, session: Session, job_id: str, points: Iterable[tuple[str, int, float, float]]
+    *,
+    session: Session,
+    job_id: str,
+    points: Iterable[tuple[str, int, float, float]],
+    holder: str | None = None,
 ) -> int:
-    """Insert `(name, step, epoch, value)` points; return how many were new."""
+    """Insert `(name, step, epoch, value)` points; return how many were new.
+
+    With `holder` (the writing attempt's worker id) the write is fenced: it
+    raises `store.leases.LeaseLost`, writing nothing, unless that attempt
+    still holds the running job, checked in this same transaction.
+    """
+    if holder is not None:
+        hold(session=session, job_id=job_id, worker_id=holder)
     rows = (_row(point) for point in points)
     if session.get_bind().dialect.name == "postgresql":
         return _copy_postgresql(session, job_id, rows)

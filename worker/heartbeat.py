@@ -3,11 +3,15 @@
 `StopSignal` is the `should_stop` the trainer polls every step. Four things set
 it, and the first one wins: a cancel request read by the heartbeat, the loss
 of the lease (another worker holds the job now), the spec's wall-clock limit,
-and SIGTERM (the worker is shutting down: checkpoint and give the job back).
+and SIGTERM. SIGTERM is a graceful hand-back (`shutdown`: checkpoint and give
+the job back, spending no attempt) when the worker is stopping (a deploy), and
+`interrupted` (an infrastructure failure, counted) when Celery cancels the run
+of a pool child whose parent is not stopping: it lost its broker connection.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import signal
@@ -15,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing.sharedctypes import RawValue
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.leases import renew_lease
 from worker.transactions import in_transaction
 
-StopReason = Literal["cancel", "lost", "timeout", "shutdown"]
+StopReason = Literal["cancel", "lost", "timeout", "shutdown", "interrupted"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +105,23 @@ class Heartbeat(threading.Thread):
         self.join(timeout=self.interval + 5)
 
 
+# Shared memory made at import, before the pool forks: the parent sets it when its
+# shutdown begins, and each child reads it when SIGTERM comes.
+_parent_stopping = RawValue(ctypes.c_bool, False)
+
+
+def mark_stopping() -> None:
+    """In the worker's parent, as its shutdown begins: a SIGTERM now is a graceful hand-back."""
+    _parent_stopping.value = True
+
+
+def graceful() -> bool:
+    """Whether a SIGTERM this process got is a hand-back: always, outside a pool child (a
+    deploy stops the process); in a child, only when its parent is stopping, not when
+    Celery cancels the run because the broker connection was lost."""
+    return bool(_parent_stopping.value) or not _in_pool_child()
+
+
 # Set once this process got SIGTERM (a pool child: from `remember_sigterm`'s handler).
 _terminated = threading.Event()
 
@@ -139,14 +161,14 @@ def sigterm_stops(stop: StopSignal) -> Iterator[None]:
     def handle(signum: int, frame: Any) -> None:
         log.warning("SIGTERM: checkpointing and re-queueing the running job")
         _terminated.set()
-        stop.set("shutdown")
+        stop.set("shutdown" if graceful() else "interrupted")
         if chain and callable(previous):
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, handle)
     if _terminated.is_set():  # it came before the run: stop at the first step
         log.warning("SIGTERM came before the run: checkpointing and re-queueing the job")
-        stop.set("shutdown")
+        stop.set("shutdown" if graceful() else "interrupted")
     try:
         yield
     finally:
