@@ -256,3 +256,11 @@ class Readiness(Health):
     queues: dict[str, QueueHealth] = Field(
         description="each queue's live workers (from their heartbeats) and queued jobs"
     )
+    clock_skew: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "live workers whose clock is off the database's by more than "
+            "FLATLAB_CLOCK_SKEW_SECONDS: worker id → seconds ahead (negative: behind). "
+            "Leases use the database's clock; fix these hosts' time (NTP)"
+        ),
+    )
