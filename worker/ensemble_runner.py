@@ -42,7 +42,7 @@ def run_ensemble(
 ) -> dict[str, str | None]:
     """Run the jobs to their ends; each job's final status, None where it was not ours."""
     worker_id = worker_id or make_worker_id()
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, idle_in_transaction_s=settings.lease_seconds)
     factory = make_session_factory(engine)
     statuses: dict[str, str | None] = dict.fromkeys(job_ids)
     try:

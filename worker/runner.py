@@ -60,7 +60,7 @@ def make_worker_id() -> str:
 def run_job(job_id: str, settings: Settings, *, worker_id: str | None = None) -> str | None:
     """Run one job to its end; return its final status, or None when it was not ours to run."""
     worker_id = worker_id or make_worker_id()
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, idle_in_transaction_s=settings.lease_seconds)
     factory = make_session_factory(engine)
     try:
         job = in_transaction(
@@ -182,13 +182,13 @@ def failed(exc: Exception, recorder: Recorder, job_id: str, spec: JobSpec) -> Ou
     """The outcome of a run that raised `exc`; its buffered points are written if still ours."""
     outcome = from_exception(exc, recorder.step, spec)
     if outcome.status == "lost":
-        log.warning("job %s: %s; this attempt stops and writes nothing more", job_id, exc)
+        log.warning("%s; this attempt stops and writes nothing more", exc)
         return outcome
     log.exception("job %s failed at step %d", job_id, recorder.step)
     try:
         recorder.flush()
     except LeaseLost as lost:
-        log.warning("job %s: %s; this attempt stops and writes nothing more", job_id, lost)
+        log.warning("%s; this attempt stops and writes nothing more", lost)
         return Outcome("lost")
     return outcome
 
