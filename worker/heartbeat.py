@@ -3,10 +3,11 @@
 `StopSignal` is the `should_stop` the trainer polls every step. Four things set
 it, and the first one wins: a cancel request read by the heartbeat, the loss
 of the lease (another worker holds the job now), the spec's wall-clock limit,
-and SIGTERM. SIGTERM is a graceful hand-back (`shutdown`: checkpoint and give
-the job back, spending no attempt) when the worker is stopping (a deploy), and
-`interrupted` (an infrastructure failure, counted) when Celery cancels the run
-of a pool child whose parent is not stopping: it lost its broker connection.
+and SIGTERM (`shutdown`: checkpoint and give the job back). Whether that is a
+graceful hand-back, spending no attempt, is decided once the run has stopped
+(`graceful`): yes when the worker is stopping (a deploy); no when Celery
+cancelled the run of a pool child whose parent is not stopping, because it
+lost its broker connection: that is an infrastructure failure, counted.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.leases import renew_lease
 from worker.transactions import in_transaction
 
-StopReason = Literal["cancel", "lost", "timeout", "shutdown", "interrupted"]
+StopReason = Literal["cancel", "lost", "timeout", "shutdown"]
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +116,20 @@ def mark_stopping() -> None:
     _parent_stopping.value = True
 
 
-def graceful() -> bool:
+def graceful(wait: float = 2.0) -> bool:
     """Whether a SIGTERM this process got is a hand-back: always, outside a pool child (a
     deploy stops the process); in a child, only when its parent is stopping, not when
-    Celery cancels the run because the broker connection was lost."""
-    return bool(_parent_stopping.value) or not _in_pool_child()
+    Celery cancels the run because the broker connection was lost.
+
+    A signal sent to the whole process group may reach the child before its parent
+    marks the shutdown, so a child waits up to `wait` seconds for the mark.
+    """
+    if not _in_pool_child():
+        return True
+    deadline = time.monotonic() + wait
+    while not _parent_stopping.value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(_parent_stopping.value)
 
 
 # Set once this process got SIGTERM (a pool child: from `remember_sigterm`'s handler).
@@ -161,14 +171,14 @@ def sigterm_stops(stop: StopSignal) -> Iterator[None]:
     def handle(signum: int, frame: Any) -> None:
         log.warning("SIGTERM: checkpointing and re-queueing the running job")
         _terminated.set()
-        stop.set("shutdown" if graceful() else "interrupted")
+        stop.set("shutdown")
         if chain and callable(previous):
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, handle)
     if _terminated.is_set():  # it came before the run: stop at the first step
         log.warning("SIGTERM came before the run: checkpointing and re-queueing the job")
-        stop.set("shutdown" if graceful() else "interrupted")
+        stop.set("shutdown")
     try:
         yield
     finally:

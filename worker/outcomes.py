@@ -22,6 +22,7 @@ import torch
 from sam_core.spec import JobSpec
 from sam_core.training.events import Finished
 from store.leases import LeaseLost
+from worker.heartbeat import graceful
 from worker.recorder import StorageFailure
 
 # torch's CPU allocator raises a plain RuntimeError: "DefaultCPUAllocator: can't allocate
@@ -82,9 +83,9 @@ def _stopped(step: int, reason: str | None, spec: JobSpec, summary: dict[str, An
             "often (evaluate.every_epochs, measure.every_epochs)"
         )
         return Outcome("failed", "timeout", message, summary)
-    if reason == "shutdown":
+    if reason == "shutdown" and graceful():
         return Outcome("requeue")
-    if reason == "interrupted":
+    if reason == "shutdown":
         return Outcome(
             "retry",
             "infra",
