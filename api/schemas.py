@@ -66,8 +66,14 @@ class JobPublic(BaseModel):
     tags: list[str]
     queue: str
     benchmark_id: str | None
-    attempts: int
+    attempts: int = Field(description="starts so far, hand-backs and retries included")
     max_attempts: int
+    infra_failures: int = Field(
+        0, description="attempts lost to infrastructure (a vanished worker, storage), retried"
+    )
+    handbacks: int = Field(
+        0, description="graceful hand-backs (a worker stopping for a deploy): spend no attempt"
+    )
     progress: Progress
     timings: Timings
     summary: dict[str, Any] | None
