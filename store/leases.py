@@ -47,15 +47,20 @@ class LeaseLost(Exception):
 def hold(*, session: Session, job_id: str, worker_id: str) -> None:
     """The fence of a write: raise `LeaseLost` unless `worker_id` holds the running job.
 
-    On PostgreSQL the job's row stays locked (`FOR NO KEY UPDATE`) until the
-    caller's transaction ends, so the lease cannot move to another attempt
-    between this check and the caller's writes: they commit under the fence,
-    or not at all. Inserting metric points or artifact rows of the job is not
-    blocked by the lock (their foreign key takes only a key-share lock).
+    On PostgreSQL the job's row stays locked (`FOR NO KEY UPDATE`; on SQLite
+    the database's write lock is taken) until the caller's transaction ends,
+    so the lease cannot move to another attempt between this check and the
+    caller's writes: they commit under the fence, or not at all. Inserting
+    the job's metric points or artifact rows is not blocked by the lock
+    (their foreign key takes only a key-share lock).
     """
-    stmt = select(Job.status, Job.worker_id).where(Job.id == job_id)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(key_share=True)
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite: a no-op conditional UPDATE takes the database's write lock with the check.
+        stmt = _held(job_id, worker_id).values(status=Job.status)
+        if _changed(session, stmt.execution_options(synchronize_session=False)) != 1:
+            raise LeaseLost(job_id, worker_id)
+        return
+    stmt = select(Job.status, Job.worker_id).where(Job.id == job_id).with_for_update(key_share=True)
     row = session.execute(stmt).one_or_none()
     if row is None or row.status != "running" or row.worker_id != worker_id:
         raise LeaseLost(job_id, worker_id)
@@ -232,13 +237,10 @@ def retry_job(
     summary: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> str | None:
-    """An infrastructure failure the attempt saw itself (storage, environment, a lost broker).
-
-    The job goes back to `queued` (`infra_failures` + 1) to resume from its
-    last good checkpoint, keeping `error` as the reason it was retried and
-    `summary` when training had finished; out of attempts it fails `infra`.
-    Returns the new status, or None when this worker no longer held the job.
-    """
+    """An infrastructure failure the attempt saw itself (storage, environment, a lost broker):
+    back to `queued` (`infra_failures` + 1, `error` says why, `summary` kept when training
+    had finished), or `failed` with `infra` once out of attempts. The new status, or None
+    when this worker no longer held the job."""
     base: dict[str, Any] = {
         "infra_failures": Job.infra_failures + 1,
         "worker_id": None,
