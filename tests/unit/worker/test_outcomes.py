@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+import worker.outcomes
 from sam_core.spec import JobSpec
+from sam_core.training.events import Finished
 from store.leases import LeaseLost
-from worker.outcomes import from_exception
+from worker.outcomes import from_exception, from_finished
 from worker.recorder import StorageFailure
 
 SPEC = JobSpec.model_validate(
@@ -63,3 +65,12 @@ def test_storage_failure_is_retried_as_infrastructure_and_a_lost_lease_writes_no
     assert (outcome.status, outcome.failure_reason) == ("retry", "infra")
     assert "No space left" in outcome.error and "errno 28" in outcome.error
     assert from_exception(LeaseLost("j", "w"), 5, SPEC).status == "lost"
+
+
+def test_sigterm_is_a_hand_back_only_while_the_worker_is_stopping(monkeypatch):
+    stopped = Finished(status="stopped", step=9, summary={})
+    assert from_finished(stopped, "shutdown", SPEC).status == "requeue"  # a deploy
+    monkeypatch.setattr(worker.outcomes, "graceful", lambda: False)  # Celery's cancel
+    outcome = from_finished(stopped, "shutdown", SPEC)
+    assert (outcome.status, outcome.failure_reason) == ("retry", "infra")
+    assert "broker connection" in outcome.error
