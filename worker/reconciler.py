@@ -133,11 +133,11 @@ def broker_job_ids(app: Celery, queue: str) -> set[str] | None:
         return None
     ids: set[str] = set()
     for payload in payloads:
-        ids.update(_carried(payload))
+        ids.update(carried_job_ids(payload))
     return ids
 
 
-def _carried(payload: dict[str, object]) -> list[str]:
+def carried_job_ids(payload: dict[str, object]) -> list[str]:
     """The job ids one Celery message (protocol 2, JSON) carries; [] for any other message."""
     try:
         headers = payload.get("headers") or {}

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import worker.recorder
+import worker.runner
 from sam_core.spec import JobSpec
 from store.db import session_scope
 from store.jobs import create_job
@@ -30,6 +31,12 @@ from worker.runner import run_job
 pytestmark = pytest.mark.slow
 
 SHORT = spec(TINY, name="faults-storage", **{"training.epochs": 6})  # 24 steps, 4 per epoch
+
+
+@pytest.fixture(autouse=True)
+def _no_resend(monkeypatch):
+    """The test runs each retry itself: nothing goes to the broker for a later test's workers."""
+    monkeypatch.setattr(worker.runner, "_enqueue_again", lambda *args: None)
 
 
 def _create(db) -> str:
