@@ -40,7 +40,7 @@ class LeaseLost(Exception):
     or it ended): the attempt must write nothing more and stop."""
 
     def __init__(self, job_id: str, worker_id: str) -> None:
-        super().__init__(f"job {job_id}: attempt {worker_id} no longer holds it")
+        super().__init__(f"job {job_id}: lease lost (attempt {worker_id} no longer holds it)")
         self.job_id, self.worker_id = job_id, worker_id
 
 
