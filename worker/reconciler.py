@@ -6,12 +6,13 @@ Two repairs, both idempotent, so any number of reconcilers may run at once:
    partitioned away) goes back to `queued` and is sent to the broker again;
    out of attempts it fails (`store.leases.requeue_expired`).
 2. A queued job whose message was lost (the broker restarted without
-   persistence, a send failed after commit) is sent again. On Redis the
-   reconciler reads the job ids every message of the queue carries (waiting,
-   or delivered and not yet acknowledged): a seed-ensemble message carries up
-   to 32 jobs, so messages and jobs are not one to one. Only jobs that no
-   message carries are sent. On another broker, or a queue longer than
-   `PEEK_LIMIT` messages, it falls back to counting messages. A duplicate that
+   persistence, a send failed after commit) is sent again. On Redis (and the
+   embedded filesystem broker) the reconciler reads the job ids every message
+   of the queue carries (waiting, or delivered and not yet acknowledged): a
+   seed-ensemble message carries up to 32 jobs, so messages and jobs are not
+   one to one. Only jobs that no message carries are sent. On another broker,
+   or a queue longer than `PEEK_LIMIT` messages, it falls back to counting
+   messages. A duplicate that
    does slip through is harmless, as the claim lets only one run.
 
 Time is the database's: one pass reads `now()` once and judges leases and
@@ -25,9 +26,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from celery import Celery
 from sqlalchemy import Engine, func, select
@@ -111,30 +114,59 @@ def broker_job_ids(app: Celery, queue: str) -> set[str] | None:
     """Every job id the messages of `queue` carry, waiting or delivered but unacknowledged.
 
     Reads Redis directly (kombu keeps a queue as a list, per priority, and the
-    unacknowledged messages in the `unacked` hash). None when the broker is
-    not Redis, cannot be read, or holds more than `PEEK_LIMIT` messages there.
+    unacknowledged messages in the `unacked` hash), or the filesystem broker's
+    folder (embedded; there a message a worker holds is no longer on disk).
+    None when the broker is another, cannot be read, or holds more than
+    `PEEK_LIMIT` messages there.
     """
-    if not str(app.conf.broker_url or "").startswith(("redis", "rediss")):
-        return None
+    url = str(app.conf.broker_url or "")
     try:
-        with app.connection_for_write() as conn:
-            channel = conn.default_channel
-            client = channel.client
-            keys = [channel._q_for_pri(queue, pri) for pri in channel.priority_steps]
-            if sum(int(client.llen(key)) for key in keys) > PEEK_LIMIT:
-                return None
-            payloads = [json.loads(raw) for key in keys for raw in client.lrange(key, 0, -1)]
-            for raw in client.hvals(channel.unacked_key):
-                payload, _exchange, routing_key = json.loads(raw)
-                if routing_key == queue:
-                    payloads.append(payload)
+        if url.startswith(("redis", "rediss")):
+            payloads = _redis_payloads(app, queue)
+        elif url.startswith("filesystem"):
+            payloads = _folder_payloads(app, queue)
+        else:
+            return None
     except Exception as exc:
         log.debug("cannot read the messages of queue %s: %s", queue, exc)
+        return None
+    if payloads is None:
         return None
     ids: set[str] = set()
     for payload in payloads:
         ids.update(carried_job_ids(payload))
     return ids
+
+
+def _redis_payloads(app: Celery, queue: str) -> list[dict[str, object]] | None:
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        client = channel.client
+        keys = [channel._q_for_pri(queue, pri) for pri in channel.priority_steps]
+        if sum(int(client.llen(key)) for key in keys) > PEEK_LIMIT:
+            return None
+        payloads = [json.loads(raw) for key in keys for raw in client.lrange(key, 0, -1)]
+        for raw in client.hvals(channel.unacked_key):
+            payload, _exchange, routing_key = json.loads(raw)
+            if routing_key == queue:
+                payloads.append(payload)
+    return payloads
+
+
+def _folder_payloads(app: Celery, queue: str) -> list[dict[str, object]] | None:
+    folder = (app.conf.broker_transport_options or {}).get("data_folder_in")
+    if not folder:
+        return None
+    names = [n for n in os.listdir(folder) if n.partition(".")[2] == f"{queue}.msg"]
+    if len(names) > PEEK_LIMIT:
+        return None
+    payloads = []
+    for name in names:
+        try:
+            payloads.append(json.loads(Path(folder, name).read_text()))
+        except (OSError, ValueError):  # taken by a worker meanwhile
+            continue
+    return payloads
 
 
 def carried_job_ids(payload: dict[str, object]) -> list[str]:
