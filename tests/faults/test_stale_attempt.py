@@ -45,7 +45,8 @@ def test_attempt_frozen_past_its_lease_changes_nothing_of_the_finished_job(
         assert "checkpoint.pt" in files and rows["points"]
 
         os.killpg(stale.popen.pid, signal.SIGCONT)
-        assert stale.popen.wait(timeout=60) == 0  # it ends on its own, at once
+        ended = stale.popen.wait(timeout=60)  # it ends on its own, at once
+        assert ended == 0, "\n".join(stale.log().splitlines()[-40:])
         assert "no longer holds it" in stale.log() or "lease lost" in stale.log()
         assert "attempt ended: None" in stale.log()  # it recorded no outcome
 
