@@ -66,8 +66,14 @@ class JobPublic(BaseModel):
     tags: list[str]
     queue: str
     benchmark_id: str | None
-    attempts: int
+    attempts: int = Field(description="starts so far, hand-backs and retries included")
     max_attempts: int
+    infra_failures: int = Field(
+        0, description="attempts lost to infrastructure (a vanished worker, storage), retried"
+    )
+    handbacks: int = Field(
+        0, description="graceful hand-backs (a worker stopping for a deploy): spend no attempt"
+    )
     progress: Progress
     timings: Timings
     summary: dict[str, Any] | None
@@ -255,4 +261,12 @@ class Health(BaseModel):
 class Readiness(Health):
     queues: dict[str, QueueHealth] = Field(
         description="each queue's live workers (from their heartbeats) and queued jobs"
+    )
+    clock_skew: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "live workers whose clock is off the database's by more than "
+            "FLATLAB_CLOCK_SKEW_SECONDS: worker id → seconds ahead (negative: behind). "
+            "Leases use the database's clock; fix these hosts' time (NTP)"
+        ),
     )

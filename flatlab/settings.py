@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     )
     # A worker whose row was not refreshed for this long counts as gone.
     worker_stale_seconds: float = Field(30.0, gt=0)
+    # A host whose clock is off the database's by more than this is logged and listed
+    # in /readyz (leases use the database's clock, so it decides nothing).
+    clock_skew_seconds: float = Field(2.0, gt=0)
     # Wall-clock limit of a job whose spec sets no `limits.timeout_s`; None: no limit.
     job_timeout_seconds: int | None = Field(None, ge=1)
     # Refuse at submission a job whose data files are not in `datasets_dir` (turn off

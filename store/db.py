@@ -10,8 +10,16 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, **kwargs: object) -> Engine:
-    """An engine for PostgreSQL (psycopg 3) or SQLite, set up for concurrent workers."""
+def make_engine(
+    url: str, *, idle_in_transaction_s: float | None = None, **kwargs: object
+) -> Engine:
+    """An engine for PostgreSQL (psycopg 3) or SQLite, set up for concurrent workers.
+
+    `idle_in_transaction_s` (PostgreSQL): the server ends a session that sits
+    that long inside a transaction. A worker's transactions last milliseconds;
+    one frozen mid-transaction (SIGSTOP, a paused VM) would otherwise keep its
+    job's row locked, and the reconciler could never hand the job to another.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -24,7 +32,11 @@ def make_engine(url: str, **kwargs: object) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("connect_args", {"connect_timeout": 5})
+    connect_args: dict[str, object] = {"connect_timeout": 5}
+    if idle_in_transaction_s is not None:
+        ms = max(1, int(idle_in_transaction_s * 1000))
+        connect_args["options"] = f"-c idle_in_transaction_session_timeout={ms}"
+    kwargs.setdefault("connect_args", connect_args)
     return create_engine(url, **kwargs)
 
 

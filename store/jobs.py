@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from store.errors import Conflict, InvalidRequest, NotFound
+from store.leases import db_clock
 from store.models import (
     JOB_STATUSES,
     TERMINAL_STATUSES,
@@ -274,7 +275,7 @@ def _update_if(session: Session, job_id: str, current: str, **values: Any) -> bo
 def mark_enqueued(*, session: Session, job_id: str) -> None:
     """Record that the job's id reached the broker (the reconciler re-sends the others)."""
     stmt = update(Job).where(Job.id == job_id, Job.enqueued_at.is_(None))
-    session.execute(stmt.values(enqueued_at=utcnow()))
+    session.execute(stmt.values(enqueued_at=db_clock(session)))
 
 
 def count_jobs_by_status(*, session: Session) -> dict[str, int]:

@@ -6,6 +6,21 @@ matches, the other sees zero rows and leaves. A worker writes only while it
 holds the job (`status = 'running' AND worker_id = <its id>`), and a terminal
 status is never the starting point of any statement here, so it never changes.
 Functions flush; the caller commits (and should commit a claim at once).
+
+Two rules keep a stale attempt (frozen past its lease, cut off by a partition)
+from writing over the attempt that replaced it:
+
+- The fence. Every write an attempt makes goes through a statement or a
+  transaction that checks `status = 'running' AND worker_id = <its id>` (the
+  id is new for every attempt, so it is the attempt's token). Row updates
+  carry it in their WHERE; other writes (metric points, artifact rows, the
+  rename of a checkpoint into place) first call `hold`, which locks the job's
+  row in the same transaction and raises `LeaseLost` when the attempt no
+  longer holds it.
+- The database's clock. Lease stamps and expiry checks use `now()` in the
+  statement on PostgreSQL, so a host whose clock runs ahead or behind neither
+  steals jobs nor loses them. (SQLite runs in the worker's own process, so
+  there the host's clock is the database's.)
 """
 
 from __future__ import annotations
@@ -18,6 +33,49 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from store.models import Job, utcnow
+
+
+class LeaseLost(Exception):
+    """This attempt no longer holds its job (the lease expired, another attempt has it,
+    or it ended): the attempt must write nothing more and stop."""
+
+    def __init__(self, job_id: str, worker_id: str) -> None:
+        super().__init__(f"job {job_id}: lease lost (attempt {worker_id} no longer holds it)")
+        self.job_id, self.worker_id = job_id, worker_id
+
+
+def hold(*, session: Session, job_id: str, worker_id: str) -> None:
+    """The fence of a write: raise `LeaseLost` unless `worker_id` holds the running job.
+
+    On PostgreSQL the job's row stays locked (`FOR NO KEY UPDATE`; on SQLite
+    the database's write lock is taken) until the caller's transaction ends,
+    so the lease cannot move to another attempt between this check and the
+    caller's writes: they commit under the fence, or not at all. Inserting
+    the job's metric points or artifact rows is not blocked by the lock
+    (their foreign key takes only a key-share lock).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite: a no-op conditional UPDATE takes the database's write lock with the check.
+        stmt = _held(job_id, worker_id).values(status=Job.status)
+        if _changed(session, stmt.execution_options(synchronize_session=False)) != 1:
+            raise LeaseLost(job_id, worker_id)
+        return
+    stmt = select(Job.status, Job.worker_id).where(Job.id == job_id).with_for_update(key_share=True)
+    row = session.execute(stmt).one_or_none()
+    if row is None or row.status != "running" or row.worker_id != worker_id:
+        raise LeaseLost(job_id, worker_id)
+
+
+def db_clock(session: Session, now: datetime | None = None) -> Any:
+    """`now` if given, else the database's clock: `now()` in the statement on PostgreSQL.
+
+    SQLite is embedded in this process, so its clock is this host's.
+    """
+    if now is not None:
+        return now
+    if session.get_bind().dialect.name == "postgresql":
+        return func.now()
+    return utcnow()
 
 
 @dataclass(frozen=True)
@@ -53,7 +111,7 @@ def claim_job(
     UPDATE's condition, and on PostgreSQL a transaction lock per team makes
     concurrent claims of one team take turns, so the cap is never overshot.
     """
-    now = now or utcnow()
+    now = db_clock(session, now)
     conditions = [Job.id == job_id, Job.status == "queued", Job.cancel_requested_at.is_(None)]
     if team_cap is not None:
         team_id = session.scalar(select(Job.team_id).where(Job.id == job_id))
@@ -89,7 +147,7 @@ def renew_lease(
     now: datetime | None = None,
 ) -> LeaseState:
     """The heartbeat: extend the lease if this worker still holds the job; report cancel."""
-    now = now or utcnow()
+    now = db_clock(session, now)
     stmt = (
         _held(job_id, worker_id)
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds), heartbeat_at=now)
@@ -145,46 +203,104 @@ def finish_job(
         summary=summary,
         failure_reason=failure_reason,
         error=error,
-        finished_at=now or utcnow(),
+        finished_at=db_clock(session, now),
         lease_expires_at=None,
     )
 
 
 def release_job(*, session: Session, job_id: str, worker_id: str) -> bool:
-    """Give a held job back to the queue (graceful shutdown); it resumes from its checkpoint."""
+    """Give a held job back to the queue (a graceful hand-back); it resumes from its checkpoint.
+
+    A hand-back is counted in `handbacks`, apart from failures: it spends none
+    of the job's attempts, so rolling deploys never exhaust a long job.
+    """
     stmt = (
         _held(job_id, worker_id)
-        .values(status="queued", worker_id=None, lease_expires_at=None, enqueued_at=None)
+        .values(
+            status="queued",
+            worker_id=None,
+            lease_expires_at=None,
+            enqueued_at=None,
+            handbacks=Job.handbacks + 1,
+        )
         .execution_options(synchronize_session=False)
     )
     return _changed(session, stmt) == 1
 
 
+def retry_job(
+    *,
+    session: Session,
+    job_id: str,
+    worker_id: str,
+    error: str,
+    summary: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> str | None:
+    """An infrastructure failure the attempt saw itself (storage, environment, a lost broker):
+    back to `queued` (`infra_failures` + 1, `error` says why, `summary` kept when training
+    had finished), or `failed` with `infra` once out of attempts. The new status, or None
+    when this worker no longer held the job."""
+    base: dict[str, Any] = {
+        "infra_failures": Job.infra_failures + 1,
+        "worker_id": None,
+        "lease_expires_at": None,
+    }
+    if summary is not None:
+        base["summary"] = summary
+    again = (
+        _held(job_id, worker_id)
+        .where(_attempts_left())
+        .values(status="queued", enqueued_at=None, error=error, **base)
+        .execution_options(synchronize_session=False)
+    )
+    if _changed(session, again) == 1:
+        return "queued"
+    stmt = (
+        _held(job_id, worker_id)
+        .values(
+            status="failed",
+            failure_reason="infra",
+            error=error,
+            finished_at=db_clock(session, now),
+            **base,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return "failed" if _changed(session, stmt) == 1 else None
+
+
+def _attempts_left() -> Any:
+    """Attempts spent (claims less graceful hand-backs) are fewer than allowed."""
+    return Job.attempts - Job.handbacks < Job.max_attempts
+
+
 def requeue_expired(*, session: Session, now: datetime | None = None) -> list[Requeued]:
     """Running jobs whose lease expired go back to `queued` (infra_failures + 1).
 
-    A job already at `max_attempts` fails instead: `exhausted_retries` when it
+    Expiry is judged by the database's clock. A job that has spent
+    `max_attempts` (graceful hand-backs not counted) fails instead: `exhausted_retries` when it
     had retries and used them, `infra_lost` when it was allowed only one attempt.
     Each row is moved by its own conditional UPDATE, so a late heartbeat or a
     second reconciler makes it a no-op rather than a double move.
     """
-    now = now or utcnow()
+    now = db_clock(session, now)
     expired = session.execute(
-        select(Job.id, Job.queue, Job.attempts, Job.max_attempts, Job.worker_id).where(
-            Job.status == "running", Job.lease_expires_at < now
-        )
+        select(
+            Job.id, Job.queue, Job.attempts, Job.handbacks, Job.max_attempts, Job.worker_id
+        ).where(Job.status == "running", Job.lease_expires_at < now)
     ).all()
     out = []
-    for job_id, queue, attempts, max_attempts, worker_id in expired:
+    for job_id, queue, attempts, handbacks, max_attempts, worker_id in expired:
         values: dict[str, Any] = {
             "infra_failures": Job.infra_failures + 1,
             "worker_id": None,
             "lease_expires_at": None,
         }
-        if attempts < max_attempts:
+        if attempts - handbacks < max_attempts:
             values.update(status="queued", enqueued_at=None)
         else:
-            values.update(_out_of_attempts(attempts, worker_id, now))
+            values.update(_out_of_attempts(attempts - handbacks, worker_id, now))
         stmt = (
             update(Job)
             .where(Job.id == job_id, Job.status == "running", Job.lease_expires_at < now)
@@ -196,7 +312,7 @@ def requeue_expired(*, session: Session, now: datetime | None = None) -> list[Re
     return out
 
 
-def _out_of_attempts(attempts: int, worker_id: str | None, now: datetime) -> dict[str, Any]:
+def _out_of_attempts(attempts: int, worker_id: str | None, now: Any) -> dict[str, Any]:
     reason = "exhausted_retries" if attempts > 1 else "infra_lost"
     return {
         "status": "failed",
@@ -233,7 +349,7 @@ def touch_enqueued(*, session: Session, job_ids: list[str], now: datetime | None
         stmt = (
             update(Job)
             .where(Job.id.in_(job_ids), Job.status == "queued")
-            .values(enqueued_at=now or utcnow())
+            .values(enqueued_at=db_clock(session, now))
             .execution_options(synchronize_session=False)
         )
         session.execute(stmt)
@@ -241,7 +357,7 @@ def touch_enqueued(*, session: Session, job_ids: list[str], now: datetime | None
 
 def cancel_if_requested(*, session: Session, job_id: str, now: datetime | None = None) -> bool:
     """A queued job with a cancel request becomes cancelled (it must never start)."""
-    now = now or utcnow()
+    now = db_clock(session, now)
     stmt = (
         update(Job)
         .where(

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from store.leases import hold
 from store.models import Job, MetricPoint, utcnow
 
 SQLITE_CHUNK = 2000  # rows per executemany call
@@ -46,7 +47,11 @@ Row = tuple[str, int, float, float | None]
 
 
 def write_metric_points(
-    *, session: Session, job_id: str, points: Iterable[tuple[str, int, float, float]]
+    *,
+    session: Session,
+    job_id: str,
+    points: Iterable[tuple[str, int, float, float]],
+    holder: str | None = None,
 ) -> int:
     """Insert `(name, step, epoch, value)` points; return how many were new.
 
@@ -56,7 +61,12 @@ def write_metric_points(
     by binary COPY (no statement per point) after the job's row is locked in
     KEY SHARE mode (it cannot be deleted meanwhile) and an advisory lock on the
     job serialises its writers; both are held until the caller's transaction ends.
+    With `holder` (the writing attempt's worker id) the write is fenced: it
+    raises `store.leases.LeaseLost`, writing nothing, unless that attempt
+    still holds the running job, checked in this same transaction.
     """
+    if holder is not None:
+        hold(session=session, job_id=job_id, worker_id=holder)
     rows = (_row(point) for point in points)
     if session.get_bind().dialect.name == "postgresql":
         return _copy_postgresql(session, job_id, list(rows))

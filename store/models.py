@@ -47,6 +47,7 @@ FAILURE_REASONS = (
     "oom",
     "infra_lost",
     "exhausted_retries",
+    "infra",
     "cancelled",
 )
 
@@ -143,6 +144,8 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(20), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     infra_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Graceful hand-backs (SIGTERM, a deploy): counted apart, they spend no attempt.
+    handbacks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     worker_id: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -230,6 +233,8 @@ class Worker(Base):
     devices: Mapped[list[Any]] = mapped_column(JsonType)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # This host's clock minus the database's, measured at its last heartbeat.
+    clock_offset_seconds: Mapped[float | None] = mapped_column(Float)
 
 
 class ResultCell(Base):

@@ -9,7 +9,7 @@ consumes can say so. Functions flush; the caller commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
@@ -42,6 +42,7 @@ def register_worker(
     pid: int,
     queues: Iterable[str],
     devices: Iterable[str],
+    clock_offset_seconds: float | None = None,
 ) -> None:
     """Insert or replace this worker's row, seen now (by the database's clock)."""
     session.execute(delete(Worker).where(Worker.id == worker_id))
@@ -55,20 +56,53 @@ def register_worker(
             devices=list(devices),
             started_at=now,
             last_seen=now,
+            clock_offset_seconds=clock_offset_seconds,
         )
     )
     session.flush()
 
 
-def touch_worker(*, session: Session, worker_id: str) -> bool:
-    """Stamp the worker seen now; False when its row is gone (then register it again)."""
-    stmt = update(Worker).where(Worker.id == worker_id).values(last_seen=func.now())
+def touch_worker(
+    *, session: Session, worker_id: str, clock_offset_seconds: float | None = None
+) -> bool:
+    """Stamp the worker seen now; False when its row is gone (then register it again).
+
+    `clock_offset_seconds`: the worker's clock minus the database's, as it measured it.
+    """
+    stmt = (
+        update(Worker)
+        .where(Worker.id == worker_id)
+        .values(last_seen=func.now(), clock_offset_seconds=clock_offset_seconds)
+    )
     return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
 
 def remove_worker(*, session: Session, worker_id: str) -> None:
     """Forget a worker that is stopping: it takes no new job from now on."""
     session.execute(delete(Worker).where(Worker.id == worker_id))
+
+
+def clock_offset(session: Session, host_now: Callable[[], datetime]) -> float:
+    """This host's clock minus the database's, in seconds (positive: the host runs ahead).
+
+    The database is read between two readings of `host_now`, whose midpoint
+    stands for the moment it answered; the error is at most half a round trip.
+    """
+    before = host_now()
+    db_now = database_now(session)
+    after = host_now()
+    return ((before - db_now) + (after - db_now)).total_seconds() / 2
+
+
+def skewed_workers(
+    *, session: Session, stale_seconds: float, bound_seconds: float
+) -> dict[str, float]:
+    """Live workers whose clock is off the database's by more than `bound_seconds`: id → offset."""
+    return {
+        w.id: round(w.clock_offset_seconds, 3)
+        for w in live_workers(session=session, stale_seconds=stale_seconds)
+        if w.clock_offset_seconds is not None and abs(w.clock_offset_seconds) > bound_seconds
+    }
 
 
 def prune_workers(*, session: Session, older_than_seconds: float) -> int:

@@ -21,6 +21,7 @@ from kombu import Queue
 
 from flatlab.broker import RUN_JOB_TASK, make_celery
 from flatlab.settings import Settings, get_settings
+from worker.heartbeat import mark_stopping
 from worker.registry import WorkerRegistration, start_registration
 
 QUEUES = ("gpu", "cpu")
@@ -101,6 +102,7 @@ def _ask_children_to_checkpoint(sig: str = "", how: str = "", **_: Any) -> None:
     """
     global _shutting_down
     _shutting_down = True
+    mark_stopping()  # the children's SIGTERM below is a graceful hand-back
     log.info("shutdown (%s, %s): no new jobs; running jobs checkpoint and go back", sig, how)
     if _registration is not None:
         _registration.close()

@@ -25,12 +25,13 @@ from sam_core.spec import JobSpec
 from sam_core.training.ensemble import can_ensemble, train_ensemble
 from sam_core.training.events import Event, Finished
 from store.db import make_engine, make_session_factory
+from store.leases import LeaseLost
 from store.models import Job
 from worker.heartbeat import Heartbeat, StopSignal, job_timeout, sigterm_stops
 from worker.outcomes import Outcome, from_exception, from_finished
-from worker.recorder import Recorder
+from worker.recorder import Recorder, StorageFailure
 from worker.reproducibility import reproducibility_block
-from worker.runner import _claim, _end, _JobRun, make_worker_id
+from worker.runner import _claim, _end, _JobRun, failed, make_worker_id
 from worker.transactions import in_transaction
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def run_ensemble(
 ) -> dict[str, str | None]:
     """Run the jobs to their ends; each job's final status, None where it was not ours."""
     worker_id = worker_id or make_worker_id()
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, idle_in_transaction_s=settings.lease_seconds)
     factory = make_session_factory(engine)
     statuses: dict[str, str | None] = dict.fromkeys(job_ids)
     try:
@@ -104,6 +105,8 @@ class _Ensemble:
         self.shutdown = StopSignal(None)
         self.recorders = [self._recorder(job, spec) for job, spec in members]
         self.finished: list[Finished | None] = [None] * len(members)
+        # A member whose writes were refused (lost lease) or failed (storage) stops alone.
+        self.errors: list[Exception | None] = [None] * len(members)
 
     def execute(self) -> dict[str, str | None]:
         started = time.monotonic()
@@ -141,7 +144,14 @@ class _Ensemble:
         return [self._outcome(i, None) for i in range(len(self.jobs))]
 
     def _on_event(self, i: int, event: Event) -> None:
-        self.recorders[i](event)
+        if self.errors[i] is not None:
+            return
+        try:
+            self.recorders[i](event)
+        except (LeaseLost, StorageFailure) as exc:
+            self.errors[i] = exc
+            self.stops[i].set("lost")  # this member stops; the others train on
+            return
         if isinstance(event, Finished):
             self.finished[i] = event
 
@@ -153,12 +163,16 @@ class _Ensemble:
     def _outcome(self, i: int, exc: Exception | None) -> Outcome:
         """A member's outcome: from its `Finished`, or from the exception that cut it short."""
         finished, recorder = self.finished[i], self.recorders[i]
-        recorder.flush()
-        if finished is not None:
-            return from_finished(finished, self.stops[i].reason, self.specs[i])
-        if exc is None:
+        exc = self.errors[i] or exc
+        if exc is not None and finished is None:
+            return failed(exc, recorder, self.jobs[i].id, self.specs[i])
+        if finished is None:
             raise RuntimeError(f"job {self.jobs[i].id}: the ensemble ended without finishing it")
-        return from_exception(exc, recorder.step, self.specs[i])
+        try:
+            recorder.flush()
+        except LeaseLost:
+            return Outcome("lost")
+        return from_finished(finished, self.stops[i].reason, self.specs[i], recorder.storage_error)
 
     def _recorder(self, job: Job, spec: JobSpec) -> Recorder:
         return Recorder(

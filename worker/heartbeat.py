@@ -3,11 +3,16 @@
 `StopSignal` is the `should_stop` the trainer polls every step. Four things set
 it, and the first one wins: a cancel request read by the heartbeat, the loss
 of the lease (another worker holds the job now), the spec's wall-clock limit,
-and SIGTERM (the worker is shutting down: checkpoint and give the job back).
+and SIGTERM (`shutdown`: checkpoint and give the job back). Whether that is a
+graceful hand-back, spending no attempt, is decided once the run has stopped
+(`graceful`): yes when the worker is stopping (a deploy); no when Celery
+cancelled the run of a pool child whose parent is not stopping, because it
+lost its broker connection: that is an infrastructure failure, counted.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import signal
@@ -15,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing.sharedctypes import RawValue
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -98,6 +104,32 @@ class Heartbeat(threading.Thread):
     def close(self) -> None:
         self._done.set()
         self.join(timeout=self.interval + 5)
+
+
+# Shared memory made at import, before the pool forks: the parent sets it when its
+# shutdown begins, and each child reads it when SIGTERM comes.
+_parent_stopping = RawValue(ctypes.c_bool, False)
+
+
+def mark_stopping() -> None:
+    """In the worker's parent, as its shutdown begins: a SIGTERM now is a graceful hand-back."""
+    _parent_stopping.value = True
+
+
+def graceful(wait: float = 2.0) -> bool:
+    """Whether a SIGTERM this process got is a hand-back: always, outside a pool child (a
+    deploy stops the process); in a child, only when its parent is stopping, not when
+    Celery cancels the run because the broker connection was lost.
+
+    A signal sent to the whole process group may reach the child before its parent
+    marks the shutdown, so a child waits up to `wait` seconds for the mark.
+    """
+    if not _in_pool_child():
+        return True
+    deadline = time.monotonic() + wait
+    while not _parent_stopping.value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(_parent_stopping.value)
 
 
 # Set once this process got SIGTERM (a pool child: from `remember_sigterm`'s handler).

@@ -7,6 +7,10 @@ once the worker is ready, stamps `last_seen` with the database's clock every
 API stops counting it at once. A worker that dies without a word is counted
 until its row is `worker_stale_seconds` old. Rows of workers gone for a day
 are pruned by whichever worker registers next.
+
+Each beat also measures this host's clock against the database's and stores
+the offset in the row; past `clock_skew_seconds` it is logged (and `/readyz`
+lists the worker). Leases never depend on it: they use the database's clock.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from flatlab.settings import Settings
 from store.db import make_engine, make_session_factory, session_scope
-from store.workers import prune_workers, register_worker, remove_worker, touch_worker
+from store.models import utcnow
+from store.workers import (
+    clock_offset,
+    prune_workers,
+    register_worker,
+    remove_worker,
+    touch_worker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +62,27 @@ class WorkerRegistration(threading.Thread):
         queues: Iterable[str],
         interval: float,
         devices: list[str] | None = None,
+        skew_bound: float = 2.0,
     ) -> None:
         super().__init__(name="flatlab-registration", daemon=True)
         self.factory, self.worker_id, self.interval = factory, worker_id, interval
         self.queues = sorted(set(queues))
         self.devices = devices if devices is not None else visible_devices()
+        self.skew_bound = skew_bound
         self._done = threading.Event()
+
+    def offset(self, session: Session) -> float:
+        """Measure this host's clock against the database's; say so when it is off."""
+        offset = clock_offset(session, utcnow)
+        if abs(offset) > self.skew_bound:
+            log.warning(
+                "worker %s: this host's clock is %+.1f s off the database's (bound %.1f s); "
+                "leases use the database's clock, but fix the host's time (NTP)",
+                self.worker_id,
+                offset,
+                self.skew_bound,
+            )
+        return offset
 
     def register(self) -> None:
         with session_scope(self.factory) as session:
@@ -68,6 +94,7 @@ class WorkerRegistration(threading.Thread):
                 pid=os.getpid(),
                 queues=self.queues,
                 devices=self.devices,
+                clock_offset_seconds=self.offset(session),
             )
         log.info(
             "worker %s registered: queues %s, devices %s", self.worker_id, self.queues, self.devices
@@ -75,7 +102,8 @@ class WorkerRegistration(threading.Thread):
 
     def beat(self) -> None:
         with session_scope(self.factory) as session:
-            if touch_worker(session=session, worker_id=self.worker_id):
+            offset = self.offset(session)
+            if touch_worker(session=session, worker_id=self.worker_id, clock_offset_seconds=offset):
                 return
         self.register()  # the row was pruned or deleted meanwhile
 
@@ -117,6 +145,7 @@ def start_registration(
         worker_id=worker_id,
         queues=queues,
         interval=settings.heartbeat_seconds,
+        skew_bound=settings.clock_skew_seconds,
     )
     thread.start()
     return thread

@@ -6,6 +6,11 @@ UPDATE: a duplicate delivery, a cancelled job or a job another worker holds
 ends here without running. A retried attempt resumes from the job's last
 checkpoint. A heartbeat thread keeps the lease and hears cancel requests;
 the trainer polls the stop signal every step.
+
+An attempt that loses its job (its writes are refused by the fence,
+`store.leases.LeaseLost`) ends at once and writes nothing more; a file the
+machine cannot write (`worker.recorder.StorageFailure`) is an infrastructure
+failure: the job is retried from its last good checkpoint.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from sam_core.training import train
 from sam_core.training.checkpoint import check_resume_state
 from store.db import make_engine, make_session_factory
 from store.leases import (
+    LeaseLost,
     cancel_if_requested,
     claim_job,
     finish_job,
     release_job,
+    retry_job,
     touch_enqueued,
 )
 from store.models import Job
@@ -53,7 +60,7 @@ def make_worker_id() -> str:
 def run_job(job_id: str, settings: Settings, *, worker_id: str | None = None) -> str | None:
     """Run one job to its end; return its final status, or None when it was not ours to run."""
     worker_id = worker_id or make_worker_id()
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, idle_in_transaction_s=settings.lease_seconds)
     factory = make_session_factory(engine)
     try:
         job = in_transaction(
@@ -138,14 +145,12 @@ class _JobRun:
                     resume=self._resume_state(),
                     data_dir=str(self.settings.datasets_dir),
                 )
+                recorder.flush()
             except SQLAlchemyError:
                 raise  # the database is gone: the lease expires and the job is retried
             except Exception as exc:
-                log.exception("job %s failed at step %d", self.job.id, recorder.step)
-                recorder.flush()
-                return from_exception(exc, recorder.step, self.spec)
-        recorder.flush()
-        return from_finished(finished, stop.reason, self.spec)
+                return failed(exc, recorder, self.job.id, self.spec)
+        return from_finished(finished, stop.reason, self.spec, recorder.storage_error)
 
     def _recorder(self) -> Recorder:
         return Recorder(
@@ -173,6 +178,21 @@ class _JobRun:
         return state
 
 
+def failed(exc: Exception, recorder: Recorder, job_id: str, spec: JobSpec) -> Outcome:
+    """The outcome of a run that raised `exc`; its buffered points are written if still ours."""
+    outcome = from_exception(exc, recorder.step, spec)
+    if outcome.status == "lost":
+        log.warning("%s; this attempt stops and writes nothing more", exc)
+        return outcome
+    log.exception("job %s failed at step %d", job_id, recorder.step)
+    try:
+        recorder.flush()
+    except LeaseLost as lost:
+        log.warning("%s; this attempt stops and writes nothing more", lost)
+        return Outcome("lost")
+    return outcome
+
+
 def _end(
     factory: sessionmaker[Session], job: Job, worker_id: str, settings: Settings, outcome: Outcome
 ) -> str | None:
@@ -189,6 +209,22 @@ def _end(
         if released:
             _enqueue_again(job_id, job.queue, settings)
         return "queued" if released else None
+    if outcome.status == "retry":
+        status = in_transaction(
+            factory,
+            lambda s: retry_job(
+                session=s,
+                job_id=job_id,
+                worker_id=worker_id,
+                error=outcome.error or "infrastructure failure",
+                summary=outcome.summary,
+            ),
+            what="recording an infrastructure failure",
+        )
+        log.warning("job %s: infrastructure failure (%s): %s", job_id, status, outcome.error)
+        if status == "queued":
+            _enqueue_again(job_id, job.queue, settings)
+        return status
     done = in_transaction(
         factory,
         lambda s: finish_job(

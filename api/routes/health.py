@@ -17,7 +17,7 @@ from api.schemas import Health, QueueHealth, Readiness
 from store.db import session_scope
 from store.errors import Unavailable
 from store.jobs import count_jobs_by_status, count_queued_by_queue
-from store.workers import live_queues, waiting_reason
+from store.workers import live_queues, skewed_workers, waiting_reason
 
 router = APIRouter(tags=["health"])
 
@@ -35,7 +35,9 @@ def readyz(request: Request) -> Readiness:
     down = sorted(name for name, result in checks.items() if result != "ok")
     if down:
         raise Unavailable(f"not ready: {' and '.join(down)} unreachable", checks=checks)
-    return Readiness(status="ready", checks=checks, queues=_queues(request))
+    return Readiness(
+        status="ready", checks=checks, queues=_queues(request), clock_skew=_skew(request)
+    )
 
 
 def _queues(request: Request) -> dict[str, QueueHealth]:
@@ -51,6 +53,16 @@ def _queues(request: Request) -> dict[str, QueueHealth]:
         )
         for name in sorted(set(live) | set(queued))
     }
+
+
+def _skew(request: Request) -> dict[str, float]:
+    settings = request.app.state.settings
+    with session_scope(request.app.state.session_factory) as session:
+        return skewed_workers(
+            session=session,
+            stale_seconds=settings.worker_stale_seconds,
+            bound_seconds=settings.clock_skew_seconds,
+        )
 
 
 def _check_database(request: Request) -> str:

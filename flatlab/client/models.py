@@ -45,6 +45,8 @@ class Job(_Model):
     queue: str | None = None
     benchmark_id: str | None = None
     attempts: int = 0
+    infra_failures: int = 0
+    handbacks: int = 0
     progress: Progress = Field(default_factory=Progress)
     timings: dict[str, Any] = Field(default_factory=dict)
     summary: dict[str, Any] | None = None

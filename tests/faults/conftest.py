@@ -29,8 +29,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
+from flatlab.settings import Settings
 from store.db import make_engine, make_session_factory, session_scope
-from store.models import Job, MetricPoint
+from store.models import Artifact, Job, MetricPoint
 from tests.faults.servers import PrivatePostgres, PrivateRedis
 from tests.integration.conftest import (
     TERMINAL,
@@ -206,3 +207,49 @@ def reference(
     assert (job.status, job.attempts) == ("succeeded", 1), job.error
     stored = points(db, job.id)
     yield Reference(results(job.summary), {(n, s): v for n, s, v in stored})
+
+
+@pytest.fixture(scope="session")
+def fault_settings(fault_env: dict[str, str]) -> Settings:
+    """The stack's settings, as its processes read them from the environment."""
+    fields = {k.removeprefix("FLATLAB_").lower(): v for k, v in fault_env.items()}
+    return Settings(**{k: v for k, v in fields.items() if k in Settings.model_fields})
+
+
+def artifact_files(artifacts_dir: Path, job_id: str) -> dict[str, bytes]:
+    """Every file in the job's artifact folder (partial `.tmp` files included) → its bytes."""
+    folder = artifacts_dir / job_id
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
+
+
+def stored_rows(db: sessionmaker[Session], job_id: str) -> dict[str, Any]:
+    """What the database holds for a job: its row's outcome, its artifact rows, its points."""
+    with session_scope(db) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        row = {
+            c: getattr(job, c)
+            for c in (
+                "status",
+                "attempts",
+                "infra_failures",
+                "handbacks",
+                "step",
+                "fraction",
+                "summary",
+                "failure_reason",
+                "error",
+                "checkpoint_path",
+                "finished_at",
+            )
+        }
+        artifacts = session.execute(
+            select(Artifact.name, Artifact.path, Artifact.size_bytes, Artifact.step)
+            .where(Artifact.job_id == job_id)
+            .order_by(Artifact.name)
+        ).all()
+    return {
+        "job": row,
+        "artifacts": [tuple(a) for a in artifacts],
+        "points": sorted(points(db, job_id)),
+    }

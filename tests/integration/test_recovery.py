@@ -59,6 +59,7 @@ def test_worker_stopped_with_sigterm_checkpoints_and_requeues_its_job(
     handed_back = _wait_job(session_factory, job_id, lambda j: j.status != "running")
     assert handed_back.status == "queued"
     assert (handed_back.attempts, handed_back.worker_id) == (1, None)
+    assert (handed_back.handbacks, handed_back.infra_failures) == (1, 0)  # spends no attempt
     assert "checkpointing and re-queueing" in leaving.log()
 
     arriving = Process("worker-arriving", argv, stack_env, log_dir)
@@ -68,7 +69,7 @@ def test_worker_stopped_with_sigterm_checkpoints_and_requeues_its_job(
     finally:
         arriving.stop()
     assert done.status == "succeeded", done.error
-    assert (done.attempts, done.infra_failures) == (2, 0)
+    assert (done.attempts, done.infra_failures, done.handbacks) == (2, 0, 1)
     assert f"job {job_id}: resuming from step" in arriving.log()
 
 
