@@ -159,24 +159,6 @@ class MetricsPublic(BaseModel):
     )
     downsampled: bool = Field(False, description="true when `max_points` reduced a series")
 
-    @classmethod
-    def from_page(cls, job_id: str, page: Any) -> MetricsPublic:
-        """From an `api.services.metrics.SeriesPage`."""
-        metrics = {
-            name: [
-                MetricPointPublic(step=step, epoch=epoch, value=finite(value), time=time)
-                for _, step, epoch, value, time in rows
-            ]
-            for name, rows in page.points.items()
-        }
-        return cls(
-            job_id=job_id,
-            metrics=metrics,
-            total_points=page.total_points,
-            next_cursor=page.next_cursor,
-            downsampled=page.downsampled,
-        )
-
 
 class MetricColumns(BaseModel):
     step: list[int]

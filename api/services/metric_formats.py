@@ -19,13 +19,12 @@ infinity as they are (a stored NaN is a null there too: the store keeps NaN as N
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Literal
 
 from fastapi import Response
+from pydantic_core import to_json
 
-from api.deps import json_response
-from api.schemas import MetricsPublic, as_utc, finite
+from api.schemas import as_utc
 from api.services.metrics import SeriesPage
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -43,26 +42,38 @@ def render(job_id: str, page: SeriesPage, format: MetricsFormat) -> Response:
     """The response body of one page in `format` (see the module docstring)."""
     if format == "arrow":
         return _arrow(job_id, page)
-    if format == "columns":
-        body = json.dumps(columns_body(job_id, page), separators=(",", ":"), allow_nan=False)
-        return Response(body.encode(), media_type="application/json")
-    return json_response(MetricsPublic.from_page(job_id, page))
+    body = columns_body(job_id, page) if format == "columns" else points_body(job_id, page)
+    return Response(to_json(body, inf_nan_mode="null"), media_type="application/json")
+
+
+def points_body(job_id: str, page: SeriesPage) -> dict[str, Any]:
+    """`MetricsPublic`'s JSON, built from the rows as plain dicts (no model a point)."""
+    metrics = {
+        name: [
+            {"step": step, "epoch": epoch, "value": value, "time": as_utc(time)}
+            for _, step, epoch, value, time in rows
+        ]
+        for name, rows in page.points.items()
+    }
+    return {"job_id": job_id, "metrics": metrics, **_page_fields(page)}
 
 
 def columns_body(job_id: str, page: SeriesPage) -> dict[str, Any]:
+    """`MetricColumnsPublic`'s JSON: per series, one array a column."""
     series = {}
     for name, rows in page.points.items():
         _, steps, epochs, values, times = zip(*rows, strict=True)
         series[name] = {
-            "step": list(steps),
-            "epoch": [finite(e) for e in epochs],
-            "value": [v if v is None or math.isfinite(v) else None for v in values],
+            "step": steps,
+            "epoch": epochs,
+            "value": values,
             "unix_time": [as_utc(t).timestamp() for t in times],
         }
+    return {"job_id": job_id, "format": "columns", "series": series, **_page_fields(page)}
+
+
+def _page_fields(page: SeriesPage) -> dict[str, Any]:
     return {
-        "job_id": job_id,
-        "format": "columns",
-        "series": series,
         "total_points": page.total_points,
         "next_cursor": page.next_cursor,
         "downsampled": page.downsampled,
