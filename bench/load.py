@@ -83,9 +83,13 @@ async def _request(conn: tuple[Any, Any], request: bytes) -> int:
     return status
 
 
-async def _open(port: int, path: str, timeout: float) -> tuple[Any, Any]:
-    conn = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
-    await asyncio.wait_for(_request(conn, _get(path)), timeout)  # warm: not measured
+async def _open(port: int, path: str, timeout: float) -> tuple[Any, Any] | None:
+    """A connection that answered one request (not measured); None if it did not."""
+    try:
+        conn = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
+        await asyncio.wait_for(_request(conn, _get(path)), timeout)
+    except (TimeoutError, OSError, asyncio.IncompleteReadError):
+        return None
     return conn
 
 
@@ -95,7 +99,9 @@ def _get(path: str) -> bytes:
 
 async def _run_load(port: int, path: str, connections: int, seconds: float, timeout: float) -> Load:
     load = Load()
-    conns = await asyncio.gather(*(_open(port, path, timeout) for _ in range(connections)))
+    opened = await asyncio.gather(*(_open(port, path, timeout) for _ in range(connections)))
+    conns = [c for c in opened if c is not None]
+    load.failures = len(opened) - len(conns)  # no answer within the timeout: a lock-up
     probe = await _open(port, "/healthz", timeout)
     request, start = _get(path), time.perf_counter()
     deadline = start + seconds
@@ -111,6 +117,9 @@ async def _run_load(port: int, path: str, connections: int, seconds: float, time
             load.failures += status != 200
 
     async def prober() -> None:
+        if probe is None:
+            load.probe_max = float("inf")
+            return
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
             try:
@@ -123,7 +132,7 @@ async def _run_load(port: int, path: str, connections: int, seconds: float, time
 
     await asyncio.gather(*(worker(c) for c in conns), prober())
     load.seconds = time.perf_counter() - start
-    for _, writer in [*conns, probe]:
+    for _, writer in [*conns, *([probe] if probe else [])]:
         writer.close()
     return load
 
@@ -157,7 +166,11 @@ def serve(url: str, source: str | None) -> Iterator[int]:
         yield port
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # a locked-up server may not stop on SIGTERM
+            proc.kill()
+            proc.wait()
 
 
 def seed(url: str, points: int) -> tuple[str, str]:
