@@ -219,7 +219,10 @@ def history(port: int, url: str, job_id: str, n: int) -> dict[str, float]:
 
     def rest(fmt: str) -> Any:
         with httpx.Client(timeout=60) as client:
-            r = client.get(base + ("" if fmt == "points" else f"&format={fmt}"))
+            try:
+                r = client.get(base + ("" if fmt == "points" else f"&format={fmt}"))
+            except httpx.HTTPError:
+                return None
             if r.status_code != 200:
                 return None
             if fmt == "arrow":
@@ -238,7 +241,7 @@ def history(port: int, url: str, job_id: str, n: int) -> dict[str, float]:
 
     out: dict[str, float] = {}
     for name, call in (("sql", sql), ("points", rest), ("columns", rest), ("arrow", rest)):
-        if call(name) is None:  # warm up; None: this server has no such format
+        if call(name) is None:  # warm up; None: no such format here, or no answer
             continue
         times = []
         for _ in range(n):
@@ -304,8 +307,8 @@ def main() -> None:
         migrations.upgrade(url)
         job_id, history_id = seed(url, args.points)
         with serve(url, args.source) as port:
+            hist = history(port, url, history_id, args.history)  # first: on a rested server
             loads = read_loads(port, job_id, args)
-            hist = history(port, url, history_id, args.history)
     starts = start_section(args.start_rounds) if args.start_rounds else []
     report(loads, hist, starts, args)
 
