@@ -223,13 +223,15 @@ def history(port: int, url: str, job_id: str, n: int) -> dict[str, float]:
                 r = client.get(base + ("" if fmt == "points" else f"&format={fmt}"))
             except httpx.HTTPError:
                 return None
-            if r.status_code != 200:
-                return None
+            arrow = r.headers.get("content-type") == "application/vnd.apache.arrow.stream"
+            if r.status_code != 200 or (fmt == "arrow") != arrow:
+                return None  # no answer, or a server without this format
             if fmt == "arrow":
                 import pyarrow as pa
 
                 return pa.ipc.open_stream(r.content).read_all()
-            return r.json()
+            body = r.json()
+            return body if (fmt == "columns") == ("series" in body) else None
 
     def sql(_: str) -> Any:
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
