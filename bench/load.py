@@ -13,12 +13,13 @@
    (`run_start`), when this checkout has it.
 
     python -m bench.load [--seconds 4] [--connections 1,64,256] [--points 20000]
-                         [--rounds 1] [--start-rounds 10] [--source DIR]
+                         [--rounds 1] [--start-rounds 10] [--source DIR] [--baseline DIR]
 
 Everything runs on loopback: uvicorn serves `api.app:app` in a subprocess on a
 throwaway PostgreSQL database of FLATLAB_TEST_PG_URL's server (dropped
 afterwards), auth off. `--source DIR` serves another checkout's `api` (to
-measure the code before a change with the same client). The load client is a
+measure the code before a change with the same client); `--baseline DIR`
+adds that checkout's history reads, on the same database in the same run. The load client is a
 minimal HTTP/1.1 keep-alive client on asyncio (uvloop when installed), so that
 it costs the shared CPUs far less than the server it measures.
 """
@@ -233,13 +234,14 @@ def history(port: int, url: str, job_id: str, n: int) -> dict[str, float]:
             body = r.json()
             return body if (fmt == "columns") == ("series" in body) else None
 
-    def sql(_: str) -> Any:
-        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-            return conn.execute(
-                "SELECT step, epoch, value, time FROM metric_points "
-                "WHERE job_id = %s AND name = 'train_loss' ORDER BY step",
-                (job_id,),
-            ).fetchall()
+    conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+
+    def sql(_: str) -> Any:  # on a connection already open, as a pool would hand it out
+        return conn.execute(
+            "SELECT step, epoch, value, time FROM metric_points "
+            "WHERE job_id = %s AND name = 'train_loss' ORDER BY step",
+            (job_id,),
+        ).fetchall()
 
     out: dict[str, float] = {}
     for name, call in (("sql", sql), ("points", rest), ("columns", rest), ("arrow", rest)):
@@ -251,6 +253,7 @@ def history(port: int, url: str, job_id: str, n: int) -> dict[str, float]:
             call(name)
             times.append(1000 * (time.perf_counter() - t0))
         out[name] = statistics.median(times)
+    conn.close()
     return out
 
 
@@ -303,6 +306,7 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=15, help="reads per format")
     parser.add_argument("--start-rounds", type=int, default=10, help="0: skip the start section")
     parser.add_argument("--source", help="serve the api package of this checkout instead")
+    parser.add_argument("--baseline", help="a checkout whose history reads to measure too")
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
     with temporary_database("flatlab_load") as url:
@@ -310,6 +314,10 @@ def main() -> None:
         job_id, history_id = seed(url, args.points)
         with serve(url, args.source) as port:
             hist = history(port, url, history_id, args.history)  # first: on a rested server
+            if args.baseline:
+                with serve(url, args.baseline) as baseline:
+                    before = history(baseline, url, history_id, args.history)
+                hist.update({f"{k} (baseline)": v for k, v in before.items() if k != "sql"})
             loads = read_loads(port, job_id, args)
     starts = start_section(args.start_rounds) if args.start_rounds else []
     report(loads, hist, starts, args)
