@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 import flatlab
+from api.db_gate import Gate, GateSizes, gate
 from api.errors import install_error_handlers
 from api.input_guard import InputGuard, check_route_input
 from api.observability import ApiMetrics, MetricsMiddleware
@@ -30,8 +31,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         import migrations
 
         migrations.upgrade(settings.db_url)
+    gate(app).slots  # noqa: B018 — sizes this loop's thread pool before the first request
     yield
     app.state.engine.dispose()
+    app.state.probe_engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,7 +49,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(check_route_input)],
     )
     app.state.settings = settings
-    app.state.engine = make_engine(settings.db_url)
+    sizes = GateSizes.from_pool(settings.db_pool_size)
+    app.state.gate = Gate(sizes)
+    app.state.engine = make_engine(settings.db_url, **sizes.engine_kwargs())
+    # The health probes' own connection: they never wait behind requests for one.
+    app.state.probe_engine = make_engine(
+        settings.db_url, pool_size=1, max_overflow=1, pool_timeout=5
+    )
+    app.state.probe_sessions = make_session_factory(app.state.probe_engine)
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.celery = make_celery(settings)
     app.state.metrics = ApiMetrics()

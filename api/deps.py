@@ -4,24 +4,27 @@ and who may scrape `/metrics`."""
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.db_gate import gate, outside_request
 from flatlab.settings import Settings
 from store.db import session_scope
 from store.errors import Forbidden, Unauthenticated
 from store.keys import authenticate, get_or_create_team
 
 DEFAULT_TEAM = "default"
+T = TypeVar("T")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -29,30 +32,61 @@ def get_settings(request: Request) -> Settings:
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: commit after the handler, before the response is sent.
 
-    Commit, rollback and close run in threads of their own limiter: were they to
-    wait for the handlers' thread pool, 40 requests blocked on a row the committing
-    request holds (concurrent retries of one Idempotency-Key) would never be freed.
+    The request first takes a slot of `api.db_gate`, waiting (if it must) in the
+    event loop while holding nothing: there are as many slots as pooled
+    connections, so its session's checkout never waits in a thread. Commit and
+    close run in one thread, and not at all when the handler already gave its
+    connection back (`run_in_session`).
     """
     factory: sessionmaker[Session] = request.app.state.session_factory
-    limiter = _commit_limiter(request)
-    session = factory()
+    async with gate(request.app).slots:
+        session = factory()
+        try:
+            yield session
+            if session.in_transaction():
+                await anyio.to_thread.run_sync(_commit_and_close, session)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_rollback_and_close, session)
+            raise
+
+
+def _commit_and_close(session: Session) -> None:
     try:
-        yield session
-        await anyio.to_thread.run_sync(session.commit, limiter=limiter)
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(session.rollback, limiter=limiter)
-        raise
+        session.commit()
     finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(session.close, limiter=limiter)
+        session.close()
 
 
-def _commit_limiter(request: Request) -> anyio.CapacityLimiter:
-    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "commit_limiter", None)
-    if limiter is None:  # made on first use: a limiter belongs to the running event loop
-        limiter = request.app.state.commit_limiter = anyio.CapacityLimiter(32)
-    return limiter
+def _rollback_and_close(session: Session) -> None:
+    try:
+        session.rollback()
+    finally:
+        session.close()
+
+
+def json_response(model: BaseModel) -> Response:
+    """A model as a JSON response, serialised where it is built (in the request's thread)."""
+    return Response(model.model_dump_json().encode(), media_type="application/json")
+
+
+async def run_in_session(session: Session, work: Callable[[], T]) -> T:
+    """`work()` and the commit in one thread: the connection is back in the pool on return.
+
+    What `async` routes call: the request holds its slot, so the thread never waits on
+    the pool, and the request holds no connection while it waits for anything else.
+    """
+
+    def unit() -> T:
+        try:
+            result = work()
+            session.commit()
+            return result
+        except BaseException:
+            _rollback_and_close(session)
+            raise
+
+    return await anyio.to_thread.run_sync(unit)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -68,7 +102,7 @@ class Caller:
 bearer = HTTPBearer(auto_error=False, description="an API key from `flatlab keys create`")
 
 
-def get_caller(
+async def get_caller(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -76,27 +110,33 @@ def get_caller(
 ) -> Caller:
     """The team a request acts for: from its API key, or the default team with auth off."""
     if not settings.auth_on:
-        return Caller(team_id=_default_team_id(request), read_only=False)
+        return Caller(team_id=await _default_team_id(request), read_only=False)
     if credentials is None:
         raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
-    found = authenticate(session=session, key=credentials.credentials)
+    found = await anyio.to_thread.run_sync(
+        lambda: authenticate(session=session, key=credentials.credentials)
+    )
     if found is None:
         raise Unauthenticated("unknown or revoked API key")
     team, read_only = found
     return Caller(team_id=team.id, read_only=read_only)
 
 
-def _default_team_id(request: Request) -> str:
+async def _default_team_id(request: Request) -> str:
     """The default team's id, created on first use in a transaction of its own."""
     team_id: str | None = getattr(request.app.state, "default_team_id", None)
     if team_id is None:
-        with session_scope(request.app.state.session_factory) as session:
-            team_id = get_or_create_team(session=session, name=DEFAULT_TEAM).id
+        team_id = await outside_request(request, _find_default_team, request.app.state)
         request.app.state.default_team_id = team_id
     return team_id
 
 
-def get_writer(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+def _find_default_team(state: Any) -> str:
+    with session_scope(state.session_factory) as session:
+        return get_or_create_team(session=session, name=DEFAULT_TEAM).id
+
+
+async def get_writer(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
     if caller.read_only:
         raise Forbidden("this API key is read-only")
     return caller
@@ -106,7 +146,7 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 WriterDep = Annotated[Caller, Depends(get_writer)]
 
 
-def check_metrics_access(
+async def check_metrics_access(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:

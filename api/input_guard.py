@@ -269,7 +269,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def check_route_input(request: Request) -> None:
+async def check_route_input(request: Request) -> None:
     """A dependency of every route: storable path parameters; JSON to a route that takes it."""
     errors = [
         (name, why)

@@ -12,12 +12,13 @@ from sam_core.spec import JobSpec
 from store.models import Artifact, Job, MetricPoint
 
 
-def _as_utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
+    """`value` as an aware UTC datetime."""
     # SQLite hands back naive datetimes; every stored time is UTC.
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 def finite(value: float | None) -> float | None:
@@ -164,23 +165,23 @@ class MetricsPublic(BaseModel):
     )
     downsampled: bool = Field(False, description="true when `max_points` reduced a series")
 
-    @classmethod
-    def from_page(cls, job_id: str, page: Any) -> MetricsPublic:
-        """From an `api.services.metrics.SeriesPage`."""
-        metrics = {
-            name: [
-                MetricPointPublic(step=step, epoch=epoch, value=finite(value), time=time)
-                for _, step, epoch, value, time in rows
-            ]
-            for name, rows in page.points.items()
-        }
-        return cls(
-            job_id=job_id,
-            metrics=metrics,
-            total_points=page.total_points,
-            next_cursor=page.next_cursor,
-            downsampled=page.downsampled,
-        )
+
+class MetricColumns(BaseModel):
+    step: list[int]
+    epoch: list[float | None]
+    value: list[float | None] = Field(description="null where the value was NaN or infinite")
+    unix_time: list[float] = Field(description="seconds since 1970-01-01 UTC")
+
+
+class MetricColumnsPublic(BaseModel):
+    """`format=columns`: each series as arrays, one per column."""
+
+    job_id: str
+    format: Literal["columns"]
+    series: dict[str, MetricColumns]
+    total_points: dict[str, int]
+    next_cursor: str | None
+    downsampled: bool
 
 
 class ArtifactPublic(BaseModel):

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # where the API cannot see the workers' data folder).
     check_data_on_submit: bool = True
     reconcile_seconds: float = 15.0
+    # Database connections of one API process. Its request sessions (one slot each),
+    # the connections kept for work outside requests and its thread limit all follow
+    # from this one number (`api.db_gate`), so no request waits on the pool in a thread.
+    db_pool_size: int = Field(16, ge=1, le=1000)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 

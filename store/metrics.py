@@ -10,7 +10,7 @@ NULL (SQLite has no NaN; JSON has neither NaN nor infinity).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from itertools import islice
 from typing import Any, cast
@@ -184,7 +184,7 @@ def metric_series_stats(
     return {name: int(n) for name, n in rows}
 
 
-def iter_metric_rows(
+def metric_rows(
     *,
     session: Session,
     job_id: str,
@@ -192,11 +192,12 @@ def iter_metric_rows(
     since_step: int | None = None,
     after: tuple[str, int] | None = None,
     limit: int | None = None,
-) -> Iterator[tuple[str, int, float, float | None, datetime]]:
-    """`(name, step, epoch, value, time)` in (name, step) order, streamed from the database.
+) -> Sequence[tuple[str, int, float, float | None, datetime]]:
+    """`(name, step, epoch, value, time)` rows in (name, step) order, as plain tuples.
 
-    `after` is the `(name, step)` of the last point already read: reading goes
-    on from the point after it, which is how pages of a long run follow each other.
+    Read as rows, not ORM objects. `after` is the `(name, step)` of the last point
+    already read: reading goes on from the point after it, which is how pages of a
+    long run follow each other.
     """
     stmt = select(
         MetricPoint.name, MetricPoint.step, MetricPoint.epoch, MetricPoint.value, MetricPoint.time
@@ -210,6 +211,4 @@ def iter_metric_rows(
     stmt = stmt.order_by(MetricPoint.name, MetricPoint.step)
     if limit is not None:
         stmt = stmt.limit(limit)
-    result = session.execute(stmt.execution_options(yield_per=5000))
-    for name, step, epoch, value, time in result:
-        yield name, int(step), float(epoch), value, time
+    return session.execute(stmt).all()  # type: ignore[return-value]

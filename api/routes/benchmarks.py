@@ -8,6 +8,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from api.db_gate import run_outside
 from api.deps import CallerDep, SessionDep, SettingsDep, WriterDep
 from api.routes.params import plain_text_params
 from api.schemas import UtcDatetime
@@ -138,7 +139,9 @@ def create_benchmark(
     raw = body.model_dump(exclude_unset=True)
     done = submit_benchmark(session=session, settings=settings, team_id=caller.team_id, request=raw)
     state = request.app.state
-    background.add_task(enqueue_jobs, state.celery, state.session_factory, done.groups)
+    background.add_task(
+        run_outside(request.app, enqueue_jobs, state.celery, state.session_factory, done.groups)
+    )
     response.headers["Location"] = f"/v1/benchmarks/{done.benchmark.id}"
     created = len(done.created)
     public = BenchmarkPublic.from_benchmark(

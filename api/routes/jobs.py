@@ -10,7 +10,8 @@ from fastapi.responses import FileResponse
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CallerDep, SessionDep, SettingsDep, WriterDep
+from api.db_gate import gate, run_outside
+from api.deps import CallerDep, SessionDep, SettingsDep, WriterDep, json_response, run_in_session
 from api.routes.params import plain_text_params
 from api.schemas import (
     ArtifactPublic,
@@ -20,11 +21,13 @@ from api.schemas import (
     JobPublic,
     JobsPublic,
     JobsQuery,
+    MetricColumnsPublic,
     MetricsPublic,
 )
 from api.services.artifacts import media_type, remove_files
 from api.services.events import job_events
 from api.services.jobs import enqueue_after_commit, public_jobs, submit_job
+from api.services.metric_formats import ARROW_STREAM, MetricsFormat, choose_format, render
 from api.services.metrics import MAX_STEP, check_names, read_downsampled, read_page
 from api.services.names import check_choice
 from store.artifacts import get_artifact, list_artifacts
@@ -40,10 +43,10 @@ IdempotencyKey = Annotated[
 ]
 
 
-# The two writing routes are `async` and run their database work in a thread, so
-# that between their write and the commit they need no thread of the shared
-# pool (FastAPI serialises a sync route's response in one); otherwise requests
-# waiting on the row they lock could hold every thread and stall the commit.
+# Routes are `async` and do their database work in one thread (`run_in_session`
+# for reads: the work, the commit and the response built in that thread), so a
+# request never holds a connection while it waits for a thread; its slot of
+# `api.db_gate`, taken before its session, keeps the pool from running dry.
 
 
 @router.post("", status_code=202, response_model=JobPublic)
@@ -76,7 +79,14 @@ async def create_job(
     if created:  # the session dependency commits before this background task runs
         state = request.app.state
         background.add_task(
-            enqueue_after_commit, state.celery, state.session_factory, job.id, job.queue
+            run_outside(
+                request.app,
+                enqueue_after_commit,
+                state.celery,
+                state.session_factory,
+                job.id,
+                job.queue,
+            )
         )
     else:
         response.headers["Idempotent-Replayed"] = "true"
@@ -84,35 +94,44 @@ async def create_job(
 
 
 @router.get("", response_model=JobsPublic)
-def read_jobs(
+async def read_jobs(
     session: SessionDep,
     settings: SettingsDep,
     caller: CallerDep,
     query: Annotated[JobsQuery, Query()],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
-) -> JobsPublic:
+) -> Response:
     """List the team's jobs, newest first; follow `next_cursor` for the next page."""
     for column in ("optimizer", "model", "dataset"):
         if (value := getattr(query, column)) is not None:
             check_choice(column, value, column)
-    jobs, next_cursor = list_jobs(
-        session=session,
-        team_id=caller.team_id,
-        filters=JobFilters(**query.model_dump()),
-        limit=limit,
-        cursor=cursor,
-    )
-    return JobsPublic(items=public_jobs(session, settings, jobs), next_cursor=next_cursor)
+
+    def work() -> Response:
+        jobs, next_cursor = list_jobs(
+            session=session,
+            team_id=caller.team_id,
+            filters=JobFilters(**query.model_dump()),
+            limit=limit,
+            cursor=cursor,
+        )
+        page = JobsPublic(items=public_jobs(session, settings, jobs), next_cursor=next_cursor)
+        return json_response(page)
+
+    return await run_in_session(session, work)
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def read_job(
+async def read_job(
     job_id: str, session: SessionDep, settings: SettingsDep, caller: CallerDep
-) -> JobPublic:
+) -> Response:
     """A job: status, progress, timings, attempts, summary, error, waiting reason, spec…"""
-    job = get_job(session=session, job_id=job_id, team_id=caller.team_id)
-    return public_jobs(session, settings, [job])[0]
+
+    def work() -> Response:
+        job = get_job(session=session, job_id=job_id, team_id=caller.team_id)
+        return json_response(public_jobs(session, settings, [job])[0])
+
+    return await run_in_session(session, work)
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, status_code=202)
@@ -130,13 +149,14 @@ async def cancel_job(
 
 @router.get(
     "/{job_id}/metrics",
-    response_model=MetricsPublic,
+    response_model=MetricsPublic | MetricColumnsPublic,
     responses={
+        200: {"content": {ARROW_STREAM: {}}, "description": "points, columns or Arrow"},
         400: {"description": "a `cursor` not taken from `next_cursor`"},
         422: {"description": "an unknown series in `names` (with the closest names)"},
     },
 )
-def read_metrics(
+async def read_metrics(
     job_id: str,
     session: SessionDep,
     caller: CallerDep,
@@ -148,34 +168,46 @@ def read_metrics(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100_000, description="points per page")] = 100_000,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
-) -> MetricsPublic:
+    format: Annotated[
+        MetricsFormat | None,
+        Query(description="points (default), columns, or arrow (an Arrow IPC stream)"),
+    ] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
     """A job's metric series, grouped by name, in step order: complete in pages of `limit`
-    (follow `next_cursor`), or with `max_points` each series downsampled keeping its extremes."""
-    get_job(session=session, job_id=job_id, team_id=caller.team_id)
+    (follow `next_cursor`), or with `max_points` each series downsampled keeping its extremes.
+    `format=columns` sends each series as arrays (`step`, `epoch`, `value`, `unix_time`);
+    `format=arrow` or `Accept: application/vnd.apache.arrow.stream` an Arrow IPC stream."""
     wanted = [n.strip() for n in names.split(",") if n.strip()] if names else None
-    if wanted:
-        check_names(session=session, job_id=job_id, names=wanted)
-    if max_points is not None:
-        if cursor is not None:
-            msg = "max_points answers in one page: drop cursor (or max_points to page)"
-            raise Unprocessable(f"cursor: {msg}", errors=[{"loc": "cursor", "msg": msg}])
-        page = read_downsampled(
-            session=session,
-            job_id=job_id,
-            names=wanted,
-            since_step=since_step,
-            max_points=max_points,
-        )
-    else:
-        page = read_page(
-            session=session,
-            job_id=job_id,
-            names=wanted,
-            since_step=since_step,
-            limit=limit,
-            cursor=cursor,
-        )
-    return MetricsPublic.from_page(job_id, page)
+    chosen = choose_format(format, accept)
+
+    def work() -> Response:
+        get_job(session=session, job_id=job_id, team_id=caller.team_id)
+        if wanted:
+            check_names(session=session, job_id=job_id, names=wanted)
+        if max_points is not None:
+            if cursor is not None:
+                msg = "max_points answers in one page: drop cursor (or max_points to page)"
+                raise Unprocessable(f"cursor: {msg}", errors=[{"loc": "cursor", "msg": msg}])
+            page = read_downsampled(
+                session=session,
+                job_id=job_id,
+                names=wanted,
+                since_step=since_step,
+                max_points=max_points,
+            )
+        else:
+            page = read_page(
+                session=session,
+                job_id=job_id,
+                names=wanted,
+                since_step=since_step,
+                limit=limit,
+                cursor=cursor,
+            )
+        return render(job_id, page, chosen)
+
+    return await run_in_session(session, work)
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse)
@@ -190,17 +222,26 @@ def stream_events(
     get_job(session=session, job_id=job_id, team_id=caller.team_id)
     state = request.app.state
     events = job_events(
-        state.session_factory, job_id, caller.team_id, last_event_id, state.sse_poll_seconds
+        state.session_factory,
+        job_id,
+        caller.team_id,
+        last_event_id,
+        state.sse_poll_seconds,
+        limiter=gate(request.app).reserve,  # the stream's polls are outside the request
     )
     return EventSourceResponse(events, ping=15)
 
 
 @router.get("/{job_id}/artifacts", response_model=ArtifactsPublic)
-def read_artifacts(job_id: str, session: SessionDep, caller: CallerDep) -> ArtifactsPublic:
+async def read_artifacts(job_id: str, session: SessionDep, caller: CallerDep) -> Response:
     """Checkpoints, final weights and plots a job left behind."""
-    get_job(session=session, job_id=job_id, team_id=caller.team_id)
-    rows = list_artifacts(session=session, job_id=job_id)
-    return ArtifactsPublic(items=[ArtifactPublic.from_artifact(a) for a in rows])
+
+    def work() -> Response:
+        get_job(session=session, job_id=job_id, team_id=caller.team_id)
+        rows = list_artifacts(session=session, job_id=job_id)
+        return json_response(ArtifactsPublic(items=[ArtifactPublic.from_artifact(a) for a in rows]))
+
+    return await run_in_session(session, work)
 
 
 @router.get("/{job_id}/artifacts/{name:path}", response_class=FileResponse)

@@ -12,7 +12,7 @@ from fastapi import Request
 from store.errors import Unprocessable
 
 
-def plain_text_params(request: Request) -> None:
+async def plain_text_params(request: Request) -> None:
     """Refuse a query or path parameter holding a NUL character (422 naming it)."""
     items = [*request.query_params.multi_items(), *request.path_params.items()]
     for name, value in items:

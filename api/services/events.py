@@ -46,12 +46,13 @@ async def job_events(
     team_id: str,
     last_event_id: int = 0,
     poll_seconds: float = 0.5,
+    limiter: anyio.CapacityLimiter | None = None,
 ) -> AsyncIterator[dict[str, str]]:
     """Yield SSE events until the job's status is terminal and every point has been sent."""
     after_id, sent = last_event_id, None
     while True:
         status, metrics, n = await anyio.to_thread.run_sync(
-            _poll, factory, job_id, team_id, after_id
+            _poll, factory, job_id, team_id, after_id, limiter=limiter
         )
         if sent is None:  # the first event always says where the job stands
             sent = status

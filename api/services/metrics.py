@@ -14,12 +14,13 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
+from operator import itemgetter
 
 from sqlalchemy.orm import Session
 
 from api.services.names import check_metrics
 from store.errors import InvalidRequest
-from store.metrics import iter_metric_rows, metric_series_stats
+from store.metrics import metric_rows, metric_series_stats
 
 Row = tuple[str, int, float, float | None, datetime]  # name, step, epoch, value, time
 MAX_STEP = 2**63 - 1  # steps are BIGINT
@@ -51,7 +52,7 @@ def read_page(
     """Up to `limit` points after `cursor`, and the cursor of the rest (None at the end)."""
     after = decode_cursor(cursor) if cursor is not None else None
     totals = metric_series_stats(session=session, job_id=job_id, names=names, since_step=since_step)
-    rows = iter_metric_rows(
+    rows = metric_rows(
         session=session,
         job_id=job_id,
         names=names,
@@ -59,17 +60,10 @@ def read_page(
         after=after,
         limit=limit + 1,
     )
-    grouped: dict[str, list[Row]] = {}
-    read = 0
-    last: Row | None = None
-    more = False
-    for row in rows:
-        if read == limit:
-            more = True
-            break
-        grouped.setdefault(row[0], []).append(row)
-        read, last = read + 1, row
-    next_cursor = encode_cursor(last[0], last[1]) if more and last is not None else None
+    more = len(rows) > limit
+    rows = rows[:limit]
+    grouped = {name: list(series) for name, series in groupby(rows, key=itemgetter(0))}
+    next_cursor = encode_cursor(rows[-1][0], rows[-1][1]) if more else None
     return SeriesPage(grouped, totals, next_cursor)
 
 
@@ -83,10 +77,10 @@ def read_downsampled(
 ) -> SeriesPage:
     """Every series reduced to at most `max_points` points by `downsample`; one page."""
     totals = metric_series_stats(session=session, job_id=job_id, names=names, since_step=since_step)
-    rows = iter_metric_rows(session=session, job_id=job_id, names=names, since_step=since_step)
+    rows = metric_rows(session=session, job_id=job_id, names=names, since_step=since_step)
     points = {
         name: downsample(list(series), max_points)
-        for name, series in groupby(rows, key=lambda r: r[0])
+        for name, series in groupby(rows, key=itemgetter(0))
     }
     reduced = any(len(points[name]) < totals.get(name, 0) for name in points)
     return SeriesPage(points, totals, None, downsampled=reduced)

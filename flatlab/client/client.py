@@ -241,19 +241,22 @@ class Client:
             "names": ",".join(names) if names else None,
             "since_step": since_step,
             "max_points": max_points,
+            "format": "columns",  # arrays a column: no object a point to send or parse
         }
         params = {k: v for k, v in params.items() if v is not None}
-        series: dict[str, list[dict[str, Any]]] = {}
+        series: dict[str, dict[str, list[Any]]] = {}
         cursor = None
         while True:  # pages (`next_cursor`) split a series; they are joined in step order
             query = {**params, **({"cursor": cursor} if cursor else {})}
             page = self._http.json("GET", f"/v1/jobs/{job_id}/metrics", params=query)
-            for name, points in page["metrics"].items():
-                series.setdefault(name, []).extend(points)
+            for name, columns in frames.as_columns(page).items():
+                joined = series.setdefault(name, {key: [] for key in columns})
+                for key, values in columns.items():
+                    joined[key].extend(values)
             cursor = page.get("next_cursor")
             if not cursor:
                 break
-        long = frames.metrics_long(series)
+        long = frames.metrics_from_columns(series)
         return frames.metrics_wide(long) if wide else long
 
     def results(

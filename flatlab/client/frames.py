@@ -31,6 +31,51 @@ def metrics_long(metrics: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
     return frame
 
 
+def as_columns(page: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
+    """A metrics page's series as columns: `format=columns`' `series`, or the points
+    of a server that answered in the point format (`metrics`) turned into them."""
+    if "series" in page:
+        return page["series"]
+    return {
+        name: {
+            "step": [p["step"] for p in points],
+            "epoch": [p["epoch"] for p in points],
+            "value": [p["value"] for p in points],
+            "time": [p["time"] for p in points],
+        }
+        for name, points in page["metrics"].items()
+    }
+
+
+def metrics_from_columns(series: dict[str, dict[str, list[Any]]]) -> pd.DataFrame:
+    """`{name: {step, epoch, value, unix_time (or ISO time)}}` → the frame of `metrics_long`."""
+    if not series:
+        return metrics_long({})
+    parts = []
+    for name, columns in series.items():
+        part = pd.DataFrame(
+            {
+                "step": pd.array(columns["step"], dtype="int64"),
+                "epoch": pd.to_numeric(pd.Series(columns["epoch"], dtype="object")),
+                "value": pd.to_numeric(pd.Series(columns["value"], dtype="object")),
+            }
+        )
+        part.insert(0, "name", name)
+        part["time"] = _times(columns)
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    frame["epoch"] = frame["epoch"].astype("float64")
+    frame["value"] = frame["value"].astype("float64")
+    return frame[METRIC_COLUMNS]
+
+
+def _times(columns: dict[str, list[Any]]) -> pd.Series:
+    if "unix_time" in columns:  # seconds, to the microsecond the server stored
+        micros = (pd.Series(columns["unix_time"], dtype="float64") * 1e6).round()
+        return pd.to_datetime(micros.astype("int64"), unit="us", utc=True)
+    return pd.to_datetime(pd.Series(columns["time"]), utc=True, format="ISO8601")
+
+
 def metrics_wide(long: pd.DataFrame) -> pd.DataFrame:
     """One row per step (the index), `epoch`, then one column per metric (NaN where absent)."""
     values = long.pivot_table(index="step", columns="name", values="value", aggfunc="last")
