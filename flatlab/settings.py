@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # where the API cannot see the workers' data folder).
     check_data_on_submit: bool = True
     reconcile_seconds: float = 15.0
+    # Embedded filesystem broker: how often a worker looks for a new message (it cannot be
+    # woken). Each look lists one folder per queue, so 20 ms costs little CPU.
+    broker_poll_seconds: float = Field(0.02, gt=0, le=5)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 
