@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
 import sys
 import tempfile
@@ -206,7 +205,8 @@ def _stack(backend: str) -> Iterator[_Stack]:
         logs = home / "logs"
         logs.mkdir()
         url = stack.enter_context(running_api(env, logs))
-        headers = {"Authorization": f"Bearer {create_key(env, 'bench')}"} if settings.auth_on else {}
+        key = create_key(env, "bench") if settings.auth_on else None
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
         worker = _started(stack, "worker", ["-m", "flatlab.cli", "worker", "--queues", "cpu"], env)
         worker.wait_for_log(" ready.")
         _started(stack, "noop", ["-m", "bench.load_start", "--noop-worker"], env).wait_for_log(
@@ -247,10 +247,8 @@ def _started(stack: ExitStack, name: str, args: list[str], env: dict[str, str]) 
 def _serve_noop() -> None:
     """The reference worker: a plain prefork Celery worker, one process, reused."""
     app = noop_app(get_settings())
-    app.worker_main(
-        ["worker", "--pool", "prefork", "--concurrency", "1", "--queues", NOOP_QUEUE]
-        + ["--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
-    )
+    argv = ["worker", "--pool", "prefork", "--concurrency", "1", "--queues", NOOP_QUEUE]
+    app.worker_main([*argv, "--loglevel", "INFO", "--without-gossip", "--without-mingle"])
 
 
 def _report(figures: dict[str, Any]) -> str:
