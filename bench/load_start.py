@@ -14,7 +14,9 @@ spare process is warm (its log says so), the bench
    its result came back (**no-op round trip**).
 
 So both sides are measured in the same run, in alternating rounds, on the
-same broker and database. Backends:
+same broker and database. After the rounds it measures the CPU the idle
+flatlab worker (its parent and its warm child) uses over 10 s: in embedded
+mode that is mostly the filesystem broker's polling. Backends:
 
 - `postgres`: a throwaway database on FLATLAB_TEST_PG_URL's server (dropped
   afterwards) and a private `redis-server` on a free port; auth on.
@@ -22,6 +24,7 @@ same broker and database. Backends:
   in a temporary `FLATLAB_HOME`; auth off.
 
     python -m bench.load_start [--rounds 20] [--backend postgres|embedded|both]
+                               [--broker-poll-seconds S]   # embedded only; default 0.02
 
 `run_start(n, backend)` returns the figures as a dict (`bench/load.py` uses it).
 """
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -81,20 +85,22 @@ def noop_app(settings: Settings) -> Celery:
         backend = settings.broker
     app.conf.update(result_backend=backend, task_ignore_result=False, task_acks_late=False)
 
-    @app.task(name=NOOP_TASK)
+    @app.task(name=NOOP_TASK, shared=False)
     def noop() -> float:
         return time.time()
 
     return app
 
 
-def run_start(n: int, backend: str) -> dict[str, Any]:
+def run_start(n: int, backend: str, broker_poll_seconds: float | None = None) -> dict[str, Any]:
     """Submit → running percentiles over `n` rounds on `backend`, and the no-op reference.
 
     Returns milliseconds: `start_p50_ms`, `start_p95_ms`, `start_max_ms` (submit →
     running), `noop_p50_ms`, `noop_p95_ms` (send → no-op body starts),
     `noop_rtt_p50_ms`, `noop_rtt_p95_ms` (send → result back), the ratios
-    `ratio_p50` and `ratio_p95` (flatlab / no-op start) and the raw samples.
+    `ratio_p50` and `ratio_p95` (flatlab / no-op start), the raw samples, and
+    `idle_worker_cpu_percent` (% of one core). `broker_poll_seconds` sets
+    `FLATLAB_BROKER_POLL_SECONDS` for the stack (None: flatlab's default).
     Raises ValueError for an unknown backend, RuntimeError or TimeoutError
     when a part of the stack does not come up or a job does not start.
     """
@@ -102,7 +108,7 @@ def run_start(n: int, backend: str) -> dict[str, Any]:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     if n < 1:
         raise ValueError("n (rounds) must be at least 1")
-    with _stack(backend) as stack:
+    with _stack(backend, broker_poll_seconds) as stack:
         stack.round()  # unmeasured: first connections, first send
         starts, noops, trips = [], [], []
         for _ in range(n):
@@ -110,7 +116,8 @@ def run_start(n: int, backend: str) -> dict[str, Any]:
             starts.append(start)
             noops.append(noop)
             trips.append(trip)
-    return _figures(backend, starts, noops, trips)
+        idle_cpu = stack.idle_cpu_percent()
+    return {**_figures(backend, starts, noops, trips), "idle_worker_cpu_percent": idle_cpu}
 
 
 def _figures(
@@ -176,9 +183,29 @@ class _Stack:
         result.forget()
         return 1000 * (started - before), 1000 * (body_started - sent), 1000 * (back - sent)
 
+    def idle_cpu_percent(self, seconds: float = 10.0) -> float:
+        """CPU the idle flatlab worker and its pool child use, in % of one core."""
+        _wait_for(lambda: self.worker.log().count(WARM_LINE) > self.jobs_run, "a warm pool child")
+        before, start = _cpu_seconds(self.worker.popen.pid), time.monotonic()
+        time.sleep(seconds)
+        used = _cpu_seconds(self.worker.popen.pid) - before
+        return 100 * used / (time.monotonic() - start)
+
     def _job_if(self, job_id: str, done: Callable[[dict[str, Any]], bool]) -> Any:
         job = self.http.get(f"/v1/jobs/{job_id}").raise_for_status().json()
         return job if done(job) else None
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its children (Linux `/proc`)."""
+    tasks = Path(f"/proc/{pid}/task")
+    children = {int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()}
+    total = 0.0
+    for each in (pid, *children):
+        with contextlib.suppress(FileNotFoundError):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _ended(job: dict[str, Any]) -> bool:
@@ -196,10 +223,12 @@ def _wait_for(probe: Callable[[], Any], what: str, timeout: float = 180.0) -> An
 
 
 @contextmanager
-def _stack(backend: str) -> Iterator[_Stack]:
+def _stack(backend: str, broker_poll_seconds: float | None) -> Iterator[_Stack]:
     with ExitStack() as stack:
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="flatlab-bench-")))
         env = _environment(stack, backend, home)
+        if broker_poll_seconds is not None:
+            env["FLATLAB_BROKER_POLL_SECONDS"] = str(broker_poll_seconds)
         settings = _settings(env)
         migrations.upgrade(settings.db_url)
         logs = home / "logs"
@@ -259,7 +288,7 @@ def _report(figures: dict[str, Any]) -> str:
         f"{f['goal_p95_ms']:.0f}) | Celery no-op start p50 {f['noop_p50_ms']:6.1f} ms, "
         f"p95 {f['noop_p95_ms']:6.1f} ms, round trip p50 {f['noop_rtt_p50_ms']:6.1f} ms | "
         f"ratio flatlab / no-op: p50 {f['ratio_p50']:.1f}×, p95 {f['ratio_p95']:.1f}× "
-        f"({f['rounds']} rounds)"
+        f"({f['rounds']} rounds) | idle worker CPU {f['idle_worker_cpu_percent']:.2f} % of a core"
     )
 
 
@@ -267,13 +296,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20, help="measured rounds per backend")
     parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="both")
+    parser.add_argument("--broker-poll-seconds", type=float, help="FLATLAB_BROKER_POLL_SECONDS")
     parser.add_argument("--noop-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.noop_worker:
         _serve_noop()
         return
     for backend in BACKENDS if args.backend == "both" else (args.backend,):
-        print(_report(run_start(args.rounds, backend)), flush=True)
+        figures = run_start(args.rounds, backend, args.broker_poll_seconds)
+        print(_report(figures), flush=True)
 
 
 if __name__ == "__main__":

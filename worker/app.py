@@ -108,11 +108,12 @@ def _warm_up() -> None:
 
     torch, sam_core (its data sets' libraries included) and the runner take
     seconds to import; done here, they are in place when the job arrives, and
-    the job only pays for its claim. Nothing here touches CUDA: a job's CUDA
-    context is made by the job, in this child, and leaves with it. The git
-    commit of the reproducibility block is read now too (a subprocess).
-    A failure is logged and left to the job, which meets it again and fails
-    with the reason.
+    the job only pays for its claim. So does torch's first optimizer, which
+    imports torch._dynamo (seconds more): one is built here on a CPU tensor.
+    Nothing here touches CUDA: a job's CUDA context is made by the job, in
+    this child, and leaves with it. The git commit of the reproducibility
+    block is read now too (a subprocess). A failure is logged and left to the
+    job, which meets it again and fails with the reason.
     """
     from worker.heartbeat import terminated
 
@@ -120,9 +121,12 @@ def _warm_up() -> None:
         return
     started = time.monotonic()
     try:
+        import torch
+
         import worker.ensemble_runner  # noqa: F401  (imports worker.runner, torch, sam_core)
         from worker.reproducibility import git_commit
 
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
         git_commit()
     except Exception:
         log.exception("pool child %d: warm-up failed; its job will import on demand", os.getpid())
