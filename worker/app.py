@@ -88,7 +88,7 @@ def _register(sender: Any = None, **_: Any) -> None:
 
 
 @signals.worker_process_init.connect
-def _forget_parent_connections(**_: Any) -> None:
+def _prepare_pool_child(**_: Any) -> None:
     """A forked child must not use or close the parent's database connections.
 
     It also remembers SIGTERM rather than dying of it (`remember_sigterm`),
