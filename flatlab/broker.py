@@ -39,6 +39,7 @@ def make_celery(settings: Settings) -> Celery:
             "processed_folder": str(folder / "processed"),
             "control_folder": str(folder / "control"),
             "store_processed": False,
+            "polling_interval": settings.broker_poll_seconds,  # kombu's default: 1 s
         }
     elif settings.broker.startswith(("redis", "rediss")):
         # Above the longest job allowed, so Redis never redelivers a running job (Celery #5935).

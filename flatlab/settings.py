@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # the connections kept for work outside requests and its thread limit all follow
     # from this one number (`api.db_gate`), so no request waits on the pool in a thread.
     db_pool_size: int = Field(16, ge=1, le=1000)
+    # Embedded filesystem broker: how often a worker looks for a new message (it cannot be
+    # woken). Each look lists one folder per queue, so 20 ms costs little CPU.
+    broker_poll_seconds: float = Field(0.02, gt=0, le=5)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 

@@ -20,7 +20,8 @@ from store.models import Job
 def reproducibility_block(spec: JobSpec, job: Job, worker_id: str) -> dict[str, Any]:
     """Spec hash, flatlab version and commit, torch and CUDA versions, seed, host, attempt.
 
-    The device is added when training starts (`Started.device`).
+    `pid` is the process that ran the attempt (a fresh one per job). The
+    device is added when training starts (`Started.device`).
     """
     return {
         "spec_hash": spec.hash(),
@@ -31,6 +32,7 @@ def reproducibility_block(spec: JobSpec, job: Job, worker_id: str) -> dict[str, 
         "python_version": platform.python_version(),
         "seed": spec.training.seed,
         "hostname": socket.gethostname(),
+        "pid": os.getpid(),
         "worker_id": worker_id,
         "attempt": job.attempts,
     }

@@ -147,6 +147,9 @@ def workers(stack_env: dict[str, str], log_dir: Path) -> Iterator[list[Process]]
     try:
         for proc in procs:
             proc.wait_for_log(" ready.")
+            # Its row, so /readyz counts it: written by a thread that races the pool
+            # child's warm-up (torch imports) for the CPU.
+            proc.wait_for_log(" registered: queues ")
         yield procs
     finally:
         for proc in procs:
