@@ -125,10 +125,10 @@ def hessian_trace(
     3 probes, Hutch++ falls back to Hutchinson. Raises ValueError on a bad
     ``method`` or parameters.
     """
-    p = validate_params("hessian_trace", TraceParams, probes=probes)
     if method not in TRACE_METHODS:
         raise ValueError(f"hessian_trace: method={method!r} is not one of {TRACE_METHODS}")
-    sketch = p.probes // 3 if method == "hutchpp" else 0
+    p = validate_params("hessian_trace", TraceParams, probes=probes, method=method)
+    sketch = p.probes // 3 if p.method == "hutchpp" else 0
     with measuring(model):
         obj = Objective(model, loss_fn, batches)
         operator, gen = HessianOperator(obj), obj.generator(seed)
