@@ -59,20 +59,16 @@ def xor_probe(trainer: Any) -> dict[str, Any]:
     import torch
 
     from sam_core.data.papers import sign_error
+    from sam_core.sharpness import interpolation_trace
 
     model, task = trainer.model, trainer.task
     with torch.no_grad():
         error = sign_error(model(task.x_test), task.y_test)
         train_error = sign_error(model(task.x_train), task.y_train)
-    params = [p for p in model.parameters() if p.requires_grad]
-    total = 0.0
-    for x in task.x_train:
-        grads = torch.autograd.grad(model(x.unsqueeze(0)).sum(), params)
-        total += float(sum(g.double().pow(2).sum() for g in grads))
     return {
         "test_error": error,
         "train_error": train_error,
-        "lemma_trace": 2.0 * total / len(task.x_train),
+        "lemma_trace": interpolation_trace(model, task.x_train),
     }
 
 
