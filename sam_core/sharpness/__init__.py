@@ -46,7 +46,7 @@ MEASURE_FUNCTIONS: dict[str, Callable[..., MeasureResult]] = {
     "prediction_error": prediction_error,
 }
 
-# Measures that take ``warm_start=`` (the previous result's ``warm_start``).
+# Measures that take ``start_vectors=`` (the previous result's ``warm_start``).
 WARM_STARTED = frozenset({"hessian_top_eigenvalue"})
 
 

@@ -100,8 +100,7 @@ class Evaluator:
         for item, name in zip(self.items, self.names, strict=True):
             params = item.model_dump(exclude={"name"})
             if item.name in sharpness.WARM_STARTED:
-                warm = params.pop("warm_start", True)
-                params["warm_start"] = self.warm_starts.get(name) if warm else None
+                params["start_vectors"] = self.warm_starts.get(name)
             result = sharpness.compute(
                 item.name, model, self.loss_fn, self.measure_batches, seed=self.seed, **params
             )
