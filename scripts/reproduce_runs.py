@@ -163,22 +163,21 @@ def paired_part(a: Sequence[float], b: Sequence[float], expected: str) -> tuple[
 
 
 VERDICT_RULE = (
-    "**agrees**: every part ✓; **partly**: some parts ✓, others ✗ or ~; **inconclusive**: "
-    "no part ✓ and at least one ~ (the intervals cannot tell); **disagrees**: every part ✗; "
-    "**not tested**: the runs do not reach the setting the claim is about (the reason is "
-    "given), whatever the marks."
+    "**agrees**: every part ✓; **partly**: some parts ✓, others ✗ or ~; **disagrees**: no "
+    "part ✓ and at least one ✗ (where the runs can tell, they contradict the claim; any "
+    "other part is ~); **inconclusive**: every part ~ (no interval can tell); **not "
+    "tested**: the runs do not reach the setting the claim is about (the reason is given), "
+    "whatever the marks."
 )
 
 
 def verdict(marks: Sequence[str]) -> str:
     """The verdict of a claim's part marks (✓ shown, ✗ contradicted, ~ interval covers 0),
-    by `VERDICT_RULE`: an interval that cannot tell never counts as a disagreement."""
-    if not marks:
-        return "inconclusive"
-    if all(m == "✓" for m in marks):
+    by `VERDICT_RULE`: a part whose interval cannot tell never counts against the claim."""
+    if marks and all(m == "✓" for m in marks):
         return "agrees"
     if any(m == "✓" for m in marks):
         return "partly"
-    if any(m == "~" for m in marks):
-        return "inconclusive"
-    return "disagrees"
+    if any(m == "✗" for m in marks):
+        return "disagrees"
+    return "inconclusive"
