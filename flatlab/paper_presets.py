@@ -68,8 +68,8 @@ def _xor_preset(make: Callable[..., Any], scenario: str, claim: str) -> Any:
         {sam_lr}, ρ {rho}, no weight decay) against full-batch GD (lr {gd_lr}, weight
         decay 0.05), width {XOR_WIDTH} as in the paper. Scaled down in epochs only:
         1-SAM {XOR_SAM_EPOCHS} epochs ({XOR_SAM_EPOCHS * 100} steps) and GD
-        {XOR_GD_EPOCHS} epochs (paper 1e5 each), where the directions already show
-        on a CPU. The Hessian
+        {XOR_GD_EPOCHS} epochs (paper 1e5 each), so its verdicts hold at these
+        budgets only. The Hessian
         trace by Hutchinson (100 Rademacher probes) on the 100 training examples;
         scripts/reproduce.py adds Lemma 4.1's (2/n)Σ‖∇_θ f(xᵢ)‖² and the 0–1 test
         error of sign(f) on 2000 fresh points and on the training set.""",
