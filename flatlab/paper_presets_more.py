@@ -12,7 +12,7 @@ from flatlab.paper_presets import SEEDS, TWO_CYCLE_EIGENVALUES, sgd, training
 
 KHANH_SCHEDULES = ["diminish1", "diminish2", "diminish3"]
 KHANH_QUADRATIC = {"lr": 0.1, "rho": 0.05, "steps": 400}
-KHANH_DIGITS_EPOCHS = 4  # the paper's 200
+KHANH_DIGITS_EPOCHS = 60  # the paper's 200 (a digits epoch is 11 steps)
 BEHDIN_NOISE = [0.5, 1.0]
 BEHDIN_STEPS = 100
 BEHDIN_NOISE_SEEDS = list(range(30))
@@ -80,8 +80,9 @@ def _khanh_digits(make: Callable[..., Any]) -> Any:
         momentum 0, weight decay 1e-3, batch 128, schedules stepped per epoch: constant
         0.1 and 0.01, Diminish 1/2/3 from 0.1. Scaled down: scikit-learn digits and a
         small CNN (channels 8, 16, BatchNorm) instead of CIFAR with ResNet/WRN (no
-        CIFAR files on the machine), {epochs} epochs instead of 200; no 90/10 split
-        (the test set is digits' held-out quarter).""",
+        CIFAR files on the machine), {epochs} epochs instead of 200 (constant 0.1
+        reaches 98% test accuracy by epoch 30); no 90/10 split (the test set is
+        digits' held-out quarter).""",
         metrics=("final_test_acc", "final_train_loss"),
         base={
             "model": {"name": "cnn", "channels": [8, 16], "batchnorm": True},

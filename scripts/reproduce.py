@@ -1,6 +1,7 @@
 """Run every seed-paper preset and write docs/reproductions.md from the runs.
 
     python scripts/reproduce.py [--out docs/reproductions.md] [--only PAPER ...]
+        [--runs DIR [--check]]
 
 Nothing in the report is typed by hand: each claim's statement, table, rule and
 verdict come from `scripts/reproduce_claims.py` and the runs. Every point is
@@ -13,7 +14,6 @@ the same file digit for digit. The same presets run through the service with
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -23,6 +23,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import reproduce_claims as rc  # noqa: E402
+import reproduce_claims_more as rcm  # noqa: E402
+import reproduce_runs as rr  # noqa: E402
 
 from flatlab.presets import PRESETS  # noqa: E402
 
@@ -30,8 +32,8 @@ PAPERS = {
     "wen_li_ma": rc.wen_li_ma,
     "wen_ma_li": rc.wen_ma_li,
     "oikonomou": rc.oikonomou,
-    "khanh": rc.khanh,
-    "behdin": rc.behdin,
+    "khanh": rcm.khanh,
+    "behdin": rcm.behdin,
 }
 
 HEADER = """# Reproductions of the seed papers
@@ -47,19 +49,21 @@ of the claim's parts:
 - a part is ✓ when its rule holds (for a difference: the 95% interval lies
   wholly on the paper's side of 0), ✗ when it does not (interval wholly on the
   other side, or a threshold missed), ~ when the interval covers 0;
-- **agrees**: every part ✓; **partly**: some but not all ✓; **disagrees**: no
-  part ✓; **not tested**: the runs do not reach the setting the claim is about
-  (the reason is given), whatever the marks.
+- {rule}
 
 Every run trains on one CPU thread from fixed seeds (torch {torch}), so
-re-running the script at the same commit reproduces this file digit for digit.
+re-running the script at the same commit reproduces this file digit for digit;
+`python scripts/reproduce.py --runs DIR` keeps the runs, and
+`python scripts/reproduce.py --runs DIR --check` re-renders the report from them
+and compares it with this file.
 """
 
 
 def render(claims: list[rc.Claim], missing: list[str]) -> str:
     import torch
 
-    lines = [HEADER.format(torch=torch.__version__).rstrip(), "", "## Verdicts", ""]
+    header = HEADER.format(torch=torch.__version__, rule=rr.VERDICT_RULE).rstrip()
+    lines = [header, "", "## Verdicts", ""]
     if missing:
         lines += [f"Not in this report (not run): {', '.join(missing)}.", ""]
     lines += ["| # | paper | preset(s) | verdict |", "|---|---|---|---|"]
@@ -86,32 +90,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "reproductions.md")
     parser.add_argument("--only", nargs="+", choices=list(PAPERS), help="run these papers only")
     parser.add_argument(
-        "--cache",
+        "--runs",
         type=Path,
-        help="keep each paper's claims here (papers found there are not re-run): lets the "
-        "papers run in separate processes and one last call write the report",
+        help="keep each preset's runs here; runs found there whose preset is unchanged are "
+        "read back, not re-trained (lets papers run in separate processes)",
     )
-    parser.add_argument("--no-write", action="store_true", help="run (and cache) only")
+    parser.add_argument("--no-write", action="store_true", help="run (and keep) only")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="render from the runs and exit 1 when the result differs from --out",
+    )
     args = parser.parse_args(argv)
+    rr.RUNS_DIR = args.runs
     claims: list[rc.Claim] = []
     missing = [paper for paper in PAPERS if args.only and paper not in args.only]
     for paper, run in PAPERS.items():
         if args.only and paper not in args.only:
             continue
-        cached = args.cache / f"{paper}.pickle" if args.cache else None
-        if cached is not None and cached.exists():
-            claims += pickle.loads(cached.read_bytes())
-            continue
         started = time.perf_counter()
-        found = run()
+        claims += run()
         print(f"{paper}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            cached.write_bytes(pickle.dumps(found))
-        claims += found
+    text = render(claims, missing)
+    if args.check:
+        same = args.out.exists() and args.out.read_text() == text
+        print(f"{args.out} {'matches' if same else 'differs from'} the runs", file=sys.stderr)
+        return 0 if same else 1
     if args.no_write:
         return 0
-    args.out.write_text(render(claims, missing))
+    args.out.write_text(text)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

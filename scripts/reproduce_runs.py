@@ -8,9 +8,13 @@ sign(f), a weight norm, predictions) at every evaluation and at the end.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,20 +43,36 @@ class RunResult:
 
 
 WORKERS = 2  # processes, one thread each; the results do not depend on it
+RUNS_DIR: Path | None = None  # where run_preset keeps its runs (scripts/reproduce.py --runs)
 
 
 def run_preset(name: str, probe: Probe | None = None) -> list[RunResult]:
-    """Train every point of preset `name`; results in grid order."""
+    """Train every point of preset `name`; results in grid order.
+
+    With `RUNS_DIR` set, the runs are saved there as `NAME.pickle` together with the
+    SHA-256 of the preset's expanded body, and read back instead of re-trained when
+    that file's hash matches the preset's current body.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     body = BenchmarkBody.model_validate(apply_preset({"preset": name}))
+    digest = hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode())
+    saved = RUNS_DIR / f"{name}.pickle" if RUNS_DIR is not None else None
+    if saved is not None and saved.exists():
+        stored_digest, runs = pickle.loads(saved.read_bytes())
+        if stored_digest == digest.hexdigest():
+            return list(runs)
     jobs = [
         (p.label, p.seed, p.values, p.spec.model_dump(mode="json"), probe) for p in expand(body)
     ]
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=WORKERS, mp_context=context) as pool:
-        return list(pool.map(_run_point, *zip(*jobs, strict=True)))
+        runs = list(pool.map(_run_point, *zip(*jobs, strict=True)))
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_bytes(pickle.dumps((digest.hexdigest(), runs)))
+    return runs
 
 
 def _run_point(
@@ -142,10 +162,22 @@ def paired_part(a: Sequence[float], b: Sequence[float], expected: str) -> tuple[
     return side(mean - half, mean + half, expected), fmt_ci(mean, half)
 
 
+VERDICT_RULE = (
+    "**agrees**: every part ✓; **partly**: some parts ✓, others ✗ or ~; **disagrees**: no "
+    "part ✓ and at least one ✗ (where the runs can tell, they contradict the claim; any "
+    "other part is ~); **inconclusive**: every part ~ (no interval can tell); **not "
+    "tested**: the runs do not reach the setting the claim is about (the reason is given), "
+    "whatever the marks."
+)
+
+
 def verdict(marks: Sequence[str]) -> str:
-    """agrees: every part ✓; partly: some ✓; disagrees: none ✓ (the direction not shown)."""
+    """The verdict of a claim's part marks (✓ shown, ✗ contradicted, ~ interval covers 0),
+    by `VERDICT_RULE`: a part whose interval cannot tell never counts against the claim."""
     if marks and all(m == "✓" for m in marks):
         return "agrees"
     if any(m == "✓" for m in marks):
         return "partly"
-    return "disagrees"
+    if any(m == "✗" for m in marks):
+        return "disagrees"
+    return "inconclusive"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import CallerDep
 from api.routes.params import plain_text_params
@@ -21,11 +21,17 @@ class PresetPublic(BaseModel):
     name: str
     title: str
     reference: str
+    description: str = Field(
+        description="the paper's setup this preset runs and how it is scaled down (epochs, "
+        "width), as docs/reproductions.md quotes it"
+    )
     jobs: int
     body: dict[str, Any]
 
 
 class PresetsPublic(BaseModel):
+    """Every preset flatlab ships (the list is complete: no pagination)."""
+
     items: list[PresetPublic]
 
 
@@ -37,6 +43,7 @@ def read_presets(caller: CallerDep) -> PresetsPublic:
             name=p.name,
             title=p.title,
             reference=p.reference,
+            description=p.description,
             jobs=count_points(BenchmarkBody.model_validate(p.body)),
             body=p.body,
         )

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from sam_core.sharpness.generalization import evaluate, prediction_error
+from sam_core.sharpness.generalization import evaluate, interpolation_trace, prediction_error
 from sam_core.sharpness.hvp import HessianOperator, hessian_vector_product
 from sam_core.sharpness.landscape import loss_landscape_1d, loss_landscape_2d
 from sam_core.sharpness.objective import Batches
@@ -46,7 +46,7 @@ MEASURE_FUNCTIONS: dict[str, Callable[..., MeasureResult]] = {
     "prediction_error": prediction_error,
 }
 
-# Measures that take ``warm_start=`` (the previous result's ``warm_start``).
+# Measures that take ``start_vectors=`` (the previous result's ``warm_start``).
 WARM_STARTED = frozenset({"hessian_top_eigenvalue"})
 
 
@@ -85,6 +85,7 @@ __all__ = [
     "hessian_top_eigenvalue",
     "hessian_trace",
     "hessian_vector_product",
+    "interpolation_trace",
     "loss_landscape_1d",
     "loss_landscape_2d",
     "m_sharpness",

@@ -75,3 +75,20 @@ def prediction_error(
         raise ValueError("batches is empty: there are no examples to measure on")
     meter.forwards = 1
     return MeasureResult(total / count, meter.freeze(), None, {"entries": count})
+
+
+def interpolation_trace(model: nn.Module, inputs: Tensor) -> float:
+    """(2/n) Σᵢ ‖∇_θ f(xᵢ)‖²: the Hessian trace of L = (1/n) Σᵢ (f(xᵢ) − yᵢ)² at a minimum
+    that interpolates (every f(xᵢ) = yᵢ), where the residual term of the Hessian vanishes
+    (Wen, Li & Ma 2023, Lemma 4.1; MSE without ½).
+
+    ``inputs``: the n training inputs, shape (n, ...); f must have one output. The
+    gradient is over the parameters that require one, one example at a time, summed in
+    float64. Away from interpolation this is the trace of the Gauss–Newton part only.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    total = 0.0
+    for x in inputs:
+        grads = torch.autograd.grad(model(x.unsqueeze(0)).sum(), params)
+        total += float(sum(g.double().pow(2).sum() for g in grads))
+    return 2.0 * total / len(inputs)

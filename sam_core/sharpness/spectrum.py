@@ -35,7 +35,8 @@ def hessian_top_eigenvalue(
     max_iter: int = 50,
     tol: float = 1e-3,
     top_k: int = 1,
-    warm_start: Tensor | None = None,
+    warm_start: bool = True,
+    start_vectors: Tensor | None = None,
 ) -> MeasureResult:
     """λ_max(∇²L) and, with ``top_k`` > 1, the next eigenvalues (extras ``eigenvalues``).
 
@@ -46,10 +47,11 @@ def hessian_top_eigenvalue(
     largest magnitude and stops on a relative change < tol; extras
     ``dominant_is_negative`` says when the one found is negative, i.e. not λ_max.
 
-    ``warm_start``: the result's ``warm_start`` of an earlier call (top Ritz
-    vectors, shape [dim, k]); Lanczos then starts from their sum plus a 1 %
-    random part, which on a slowly changing model needs fewer products than a
-    cold start. A mismatched shape is ignored (a cold start). The result's
+    ``start_vectors``: the result's ``warm_start`` of an earlier call (top Ritz
+    vectors, shape [dim, k]); with ``warm_start`` true (the default) Lanczos then
+    starts from their sum plus a 1 % random part, which on a slowly changing model
+    needs fewer products than a cold start; ``warm_start=False`` ignores them (the
+    job spec's switch). A mismatched shape is ignored (a cold start). The result's
     ``warm_start`` holds this call's top vectors; ``cost.hvps`` the products used.
     """
     p = validate_params(
@@ -59,13 +61,14 @@ def hessian_top_eigenvalue(
         max_iter=max_iter,
         tol=tol,
         top_k=top_k,
+        warm_start=warm_start,
     )
     with measuring(model):
         obj = Objective(model, loss_fn, batches)
         operator, gen = HessianOperator(obj), obj.generator(seed)
         vectors = None
         if p.method == "lanczos":
-            start, warmed = _start(obj, gen, warm_start)
+            start, warmed = _start(obj, gen, start_vectors if p.warm_start else None)
             ritz = lanczos(operator, start, p.max_iter, top_k=p.top_k, tol=p.tol, keep_vectors=True)
             values = ritz.values[: p.top_k].tolist()
             converged = ritz.converged
@@ -125,10 +128,10 @@ def hessian_trace(
     3 probes, Hutch++ falls back to Hutchinson. Raises ValueError on a bad
     ``method`` or parameters.
     """
-    p = validate_params("hessian_trace", TraceParams, probes=probes)
     if method not in TRACE_METHODS:
         raise ValueError(f"hessian_trace: method={method!r} is not one of {TRACE_METHODS}")
-    sketch = p.probes // 3 if method == "hutchpp" else 0
+    p = validate_params("hessian_trace", TraceParams, probes=probes, method=method)
+    sketch = p.probes // 3 if p.method == "hutchpp" else 0
     with measuring(model):
         obj = Objective(model, loss_fn, batches)
         operator, gen = HessianOperator(obj), obj.generator(seed)

@@ -335,10 +335,20 @@ class EigenParams(StrictModel):
     max_iter: int = Field(50, ge=1, le=1000)
     tol: float = Field(1e-3, gt=0.0, lt=1.0)
     top_k: int = Field(1, ge=1, le=50)
+    warm_start: bool = Field(
+        True,
+        description="Lanczos starts from the previous evaluation's top eigenvectors "
+        "(kept in checkpoints); false: every evaluation starts from a random vector",
+    )
 
 
 class TraceParams(StrictModel):
-    probes: int = Field(100, ge=1, le=10_000)
+    probes: int = Field(100, ge=1, le=10_000, description="Hessian-vector products in all")
+    method: Literal["hutchpp", "hutchinson"] = Field(
+        "hutchpp",
+        description="hutchpp: Hutch++ (a third of the products sketch the top of the "
+        "spectrum, exact there); hutchinson: the mean of vᵀHv over Rademacher v",
+    )
 
 
 class DensityParams(StrictModel):
@@ -395,7 +405,7 @@ MEASURES: dict[str, Info] = {
             params=EigenParams,
         ),
         Info(
-            name="hessian_trace", title="Hessian trace (Hutchinson, Rademacher)", params=TraceParams
+            name="hessian_trace", title="Hessian trace (Hutch++ or Hutchinson)", params=TraceParams
         ),
         Info(
             name="hessian_density",

@@ -55,7 +55,7 @@ class Evaluator:
             )
         self.measure_batches = self._measure_batches(spec.measure, task, seed)
         # λ_max measures start from the top eigenvectors of the previous evaluation
-        # (not checkpointed: after a resume the first one starts cold).
+        # (kept in checkpoints: `warm_state` / `load_warm_state`).
         self.warm_starts: dict[str, Any] = {}
 
     def evaluate(self, model: nn.Module) -> Evaluation:
@@ -100,7 +100,7 @@ class Evaluator:
         for item, name in zip(self.items, self.names, strict=True):
             params = item.model_dump(exclude={"name"})
             if item.name in sharpness.WARM_STARTED:
-                params["warm_start"] = self.warm_starts.get(name)
+                params["start_vectors"] = self.warm_starts.get(name)
             result = sharpness.compute(
                 item.name, model, self.loss_fn, self.measure_batches, seed=self.seed, **params
             )
@@ -108,6 +108,14 @@ class Evaluator:
                 self.warm_starts[name] = result.warm_start
             _record(out, name, result)
         return out
+
+    def warm_state(self) -> dict[str, Any]:
+        """The warm-start vectors by metric name (tensors [dim, k]), for a checkpoint."""
+        return {name: vectors for name, vectors in self.warm_starts.items() if vectors is not None}
+
+    def load_warm_state(self, state: dict[str, Any]) -> None:
+        """Restore `warm_state()`; vectors of a measure this spec lacks are dropped."""
+        self.warm_starts = {name: v for name, v in state.items() if name in self.names}
 
     @staticmethod
     def _measure_batches(measure: Any, task: Any, seed: int) -> Batches:

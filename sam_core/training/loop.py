@@ -316,6 +316,7 @@ class Trainer:
             "counters": {"step": self.step, "grad_evals": self.grad_evals},
             "trackers": {"last_eval": dict(self.last_eval), "best": dict(self.best)},
             "clock": {"train_seconds": self.train_seconds, "measure_seconds": self.measure_seconds},
+            "warm_starts": self.evaluator.warm_state(),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -332,6 +333,8 @@ class Trainer:
         self.measure_seconds = float(state["clock"]["measure_seconds"])
         self.augment_generator.set_state(state["rng"]["augment"])
         set_global_rng_state(state["rng"]["global"])
+        # Optional: checkpoints taken before warm starts were kept lack it (a cold start).
+        self.evaluator.load_warm_state(state.get("warm_starts", {}))
 
 
 _FINAL_NAMES = ("train_loss", "test_loss", "train_acc", "test_acc")

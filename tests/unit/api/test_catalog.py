@@ -48,3 +48,19 @@ def test_the_api_process_never_imports_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_presets_list_every_preset_with_its_description_and_job_count(client: TestClient) -> None:
+    from flatlab.presets import PRESETS
+
+    items = client.get("/v1/presets").json()["items"]
+    assert [e["name"] for e in items] == list(PRESETS)
+    for entry in items:
+        preset = PRESETS[entry["name"]]
+        assert entry["description"] == preset.description != ""
+        body = preset.body
+        configs = len(body["axes"].get("config", [None])) if "config" in body["axes"] else None
+        if configs is not None and len(body["axes"]) == 1:
+            assert entry["jobs"] == configs * len(body["seeds"])
+    xor = next(e for e in items if e["name"] == "wen_li_ma2023_bias")
+    assert "width 500" in xor["description"] and "Scaled down in epochs" in xor["description"]

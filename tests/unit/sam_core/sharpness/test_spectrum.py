@@ -175,11 +175,17 @@ def test_warm_started_lambda_max_needs_fewer_products_on_a_slowly_changing_model
     exact = torch.linalg.eigvalsh(exact_hessian(model, loss_fn, x, y)).flip(0)[:2]
     cold = hessian_top_eigenvalue(model, loss_fn, batches, tol=1e-6, max_iter=100, top_k=2)
     warm = hessian_top_eigenvalue(
-        model, loss_fn, batches, tol=1e-6, max_iter=100, top_k=2, warm_start=first.warm_start
+        model, loss_fn, batches, tol=1e-6, max_iter=100, top_k=2, start_vectors=first.warm_start
     )
     assert warm.extras["warm_started"] is True and cold.extras["warm_started"] is False
     assert warm.converged and cold.converged
     assert warm.cost.hvps < cold.cost.hvps
+    switched_off = hessian_top_eigenvalue(
+        model, loss_fn, batches, tol=1e-6, max_iter=100, top_k=2,
+        warm_start=False, start_vectors=first.warm_start,
+    )  # fmt: skip
+    assert switched_off.extras["warm_started"] is False
+    assert switched_off.cost.hvps == cold.cost.hvps
     for result in (warm, cold):
         values = torch.tensor(result.extras["eigenvalues"], dtype=torch.float64)
         torch.testing.assert_close(values, exact, rtol=1e-5, atol=0)

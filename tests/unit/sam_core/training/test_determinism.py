@@ -154,3 +154,28 @@ def test_a_resumed_run_replays_augmentation_noise(monkeypatch: pytest.MonkeyPatc
     plain = run(spec).finished.summary["final_train_loss"]
     monkeypatch.setattr(loop, "load_task", real_load_task)
     assert run(spec).finished.summary["final_train_loss"] != plain, "and changed training"
+
+
+def test_a_resumed_run_keeps_the_lanczos_warm_starts() -> None:
+    """λ_max starts from the previous evaluation's top vectors, kept in the checkpoint:
+    the resumed run measures (values and products used) exactly as the unbroken one."""
+    eigen = {"name": "hessian_top_eigenvalue", "top_k": 2, "tol": 1e-6, "max_iter": 60}
+    spec = regression_spec(training={"epochs": 3}, measure={"sharpness": [eigen]})
+    _assert_resume_is_exact(spec, stop_step=4)
+    whole = run(spec)
+    saved = whole.checkpoints[0].state["warm_starts"]["hessian_top_eigenvalue"]
+    assert saved.shape[1] == 2
+    key = "hessian_top_eigenvalue_hvps"
+    assert len([m for m in whole.metrics if key in m.values]) == 3
+
+
+def test_warm_start_off_measures_every_evaluation_from_a_cold_start() -> None:
+    eigen = {"name": "hessian_top_eigenvalue", "top_k": 2, "tol": 1e-6, "max_iter": 60}
+    cold = {**eigen, "warm_start": False}
+    warm_run = run(regression_spec(training={"epochs": 3}, measure={"sharpness": [eigen]}))
+    cold_run = run(regression_spec(training={"epochs": 3}, measure={"sharpness": [cold]}))
+    key = "hessian_top_eigenvalue_hvps"
+    warm = [m.values[key] for m in warm_run.metrics if key in m.values]
+    cold_hvps = [m.values[key] for m in cold_run.metrics if key in m.values]
+    assert warm[0] == cold_hvps[0]  # the first evaluation starts cold either way
+    assert sum(warm[1:]) < sum(cold_hvps[1:])
