@@ -76,6 +76,7 @@ def _result(model: nn.Module, optimizer: Any) -> dict[str, Any]:
         "weights": [p.detach().clone() for p in model.parameters()],
         "buffers": [b.detach().clone() for b in model.buffers()],
         "rule_state": {k: [t.clone() for t in v] for k, v in optimizer.buffers.items()},
+        "persistent": list(optimizer.persistent),
     }
 
 
