@@ -92,14 +92,18 @@ class StopAfter:
 
 
 def run_job(spec_json: dict[str, Any], stop_after: int | None, resume: Any) -> dict[str, Any]:
-    """A whole job on this rank: the trainer's final weights and rank 0's last checkpoint."""
+    """A whole job on this rank: the trainer's final weights and rank 0's last checkpoint.
+
+    `resume` is the path of a saved checkpoint, read by each rank as the worker does
+    (a state passed as an argument would travel in shared memory, and the ranks'
+    optimizers would then step one momentum buffer twice)."""
     spec = JobSpec.model_validate(spec_json)
     init_from_env(spec.distributed.timeout_s, device="cpu")
     torch.set_num_threads(1)
     events: list[Event] = []
     trainer = DistributedTrainer(spec, events.append, StopAfter(stop_after))
     if resume is not None:
-        trainer.load_state(resume)
+        trainer.load_state(torch.load(resume, weights_only=True))
     finished = trainer.run()
     checkpoints = [e.state for e in events if isinstance(e, Checkpoint)]
     dist.destroy_process_group()
@@ -113,10 +117,12 @@ def run_job(spec_json: dict[str, Any], stop_after: int | None, resume: Any) -> d
 
 
 def lost_rank(rank: int, world: int, port: int, how: str, timeout_s: float) -> None:
-    """SAM steps until rank 1 is lost at step 3: killed (SIGKILL) or stalled (asleep)."""
-    os.environ.update(
-        RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
-    )
+    """SAM steps until rank 1 is lost at step 3: killed (SIGKILL) or stalled (asleep).
+    `port` 0: the environment is already set (by `launch`)."""
+    if port:
+        os.environ.update(
+            RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+        )
     init_from_env(timeout_s, device="cpu")
     torch.set_num_threads(1)
     model, x, y = tiny_problem(1000, 4 * world)
@@ -129,3 +135,8 @@ def lost_rank(rank: int, world: int, port: int, how: str, timeout_s: float) -> N
             time.sleep(3600)
         part = torch.tensor_split(torch.arange(4 * world), world)[rank]
         parallel.step(parallel.closure(nn.CrossEntropyLoss(), x[s][part], y[s][part], None, 4 * world))
+
+
+def lost_rank_launched(how: str, timeout_s: float) -> None:
+    """`lost_rank` under `launch`, which sets the rank's environment itself."""
+    lost_rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), 0, how, timeout_s)
