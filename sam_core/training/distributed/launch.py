@@ -41,7 +41,9 @@ def init_from_env(timeout_s: float, *, device: str = "auto") -> str:
     `device` "cpu" forces gloo; otherwise NCCL when CUDA is available. Returns the
     backend. Raises ValueError if RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT are unset.
     """
-    missing = [k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+    missing = [
+        k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ
+    ]
     if missing:
         raise ValueError(f"not launched as a rank: {', '.join(missing)} unset")
     use_cuda = device != "cpu" and torch.cuda.is_available()

@@ -137,7 +137,9 @@ class DistributedTrainer(Trainer):
         if self.rank == 0:
             self.on_event(event)
 
-    def run_evaluation(self, evaluated: Any = None, *, evaluate: bool = True, measure: bool = True) -> None:
+    def run_evaluation(
+        self, evaluated: Any = None, *, evaluate: bool = True, measure: bool = True
+    ) -> None:
         if self.rank == 0:  # the plain module: no collective, the others go on to the next step
             super().run_evaluation(evaluated, evaluate=evaluate, measure=measure)
 

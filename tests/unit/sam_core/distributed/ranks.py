@@ -134,7 +134,9 @@ def lost_rank(rank: int, world: int, port: int, how: str, timeout_s: float) -> N
                 os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(3600)
         part = torch.tensor_split(torch.arange(4 * world), world)[rank]
-        parallel.step(parallel.closure(nn.CrossEntropyLoss(), x[s][part], y[s][part], None, 4 * world))
+        parallel.step(
+            parallel.closure(nn.CrossEntropyLoss(), x[s][part], y[s][part], None, 4 * world)
+        )
 
 
 def lost_rank_launched(how: str, timeout_s: float) -> None:
