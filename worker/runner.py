@@ -131,6 +131,12 @@ class _JobRun:
     def _train(self, recorder: Recorder, stop: StopSignal) -> Outcome:
         with sigterm_stops(stop):
             try:
+                if self.spec.resources.world_size > 1:
+                    raise NotImplementedError(
+                        f"resources.devices {self.spec.resources.devices}: this worker runs one "
+                        "device per job; data-parallel jobs run through "
+                        "sam_core.training.distributed (docs/operations.md), not yet from a worker"
+                    )
                 finished = train(
                     self.spec,
                     recorder,
