@@ -95,7 +95,9 @@ class DataParallelSam:
     def _counting_hook(self, bucket: Any) -> Any:
         buffer = bucket.buffer()
         self.bytes_reduced += buffer.numel() * buffer.element_size()
-        return default_hooks.allreduce_hook(dist.group.WORLD, bucket)
+        group = dist.group.WORLD
+        assert group is not None  # the process group exists (checked in __init__)
+        return default_hooks.allreduce_hook(group, bucket)
 
     def closure(
         self, loss_fn: nn.Module, x: Tensor, y: Tensor, weights: Tensor | None, global_n: int

@@ -28,6 +28,7 @@ from torch import nn
 
 from sam_core.optim import BatchClosure
 from sam_core.spec import JobSpec
+from sam_core.training.distributed.sam import DataParallelSam
 from sam_core.training.events import Event
 from sam_core.training.loop import Trainer
 from sam_core.training.rng import (
@@ -36,7 +37,6 @@ from sam_core.training.rng import (
     set_global_rng_state,
     stream_seed,
 )
-from sam_core.training.distributed.sam import DataParallelSam
 
 #: Stream of the global generators of ranks > 0 (dropout, rules drawing from torch).
 RANK_STREAM = 5

@@ -17,6 +17,9 @@ from sam_core.training.distributed import launch
 from tests.tolerance import float_tolerance
 from tests.unit.sam_core.distributed import ranks
 
+# Ranks are processes (spawned, each importing torch): seconds each, minutes on a busy CPU.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
 STEPS, BATCH = 5, 8
 RHO = {"rho": 0.05}
 # Every rule of the registry that runs on plain two passes or its own passes on a batch

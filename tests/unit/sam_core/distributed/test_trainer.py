@@ -16,6 +16,9 @@ from sam_core.spec import JobSpec
 from sam_core.training.distributed import free_port, launch
 from tests.unit.sam_core.distributed import ranks
 
+# Ranks are processes (spawned, each importing torch): seconds each, minutes on a busy CPU.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
 
 def _spec(**distributed: Any) -> dict[str, Any]:
     """RSAM (random noise each step) on a BatchNorm MLP: 2 ranks, 6 steps an epoch."""
