@@ -132,7 +132,7 @@ class _JobRun:
         with sigterm_stops(stop):
             try:
                 if self.spec.resources.world_size > 1:
-                    raise NotImplementedError(
+                    raise ValueError(
                         f"resources.devices {self.spec.resources.devices}: this worker runs one "
                         "device per job; data-parallel jobs run through "
                         "sam_core.training.distributed (docs/operations.md), not yet from a worker"

@@ -113,3 +113,12 @@ def test_stop_signal_keeps_the_first_reason():
     stop.set("cancel")
     stop.set("lost")
     assert stop() and stop.reason == "cancel"
+
+
+def test_a_data_parallel_job_fails_saying_workers_do_not_launch_ranks_yet(factory, settings):
+    job_id = submit(factory, {**TINY, "resources": {"devices": 2}})
+
+    assert runner.run_job(job_id, settings) == "failed"
+
+    job = _job(factory, job_id)
+    assert "resources.devices 2" in job.error and "not yet from a worker" in job.error
