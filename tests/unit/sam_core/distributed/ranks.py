@@ -142,3 +142,19 @@ def lost_rank(rank: int, world: int, port: int, how: str, timeout_s: float) -> N
 def lost_rank_launched(how: str, timeout_s: float) -> None:
     """`lost_rank` under `launch`, which sets the rank's environment itself."""
     lost_rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), 0, how, timeout_s)
+
+
+def one_node(endpoint: str, run_id: str, steps: int, batch: int) -> dict[str, Any]:
+    """One "machine" of a two-node job: its launcher, one rank, the c10d rendezvous."""
+    from sam_core.training.distributed import launch
+
+    results = launch(
+        data_parallel,
+        ("global", [("sam", {"rho": 0.05})], steps, batch),
+        1,
+        nnodes=2,
+        rdzv_endpoint=endpoint,
+        run_id=run_id,
+        join_timeout_s=120,
+    )
+    return {"node_ranks": sorted(results), "results": results}
