@@ -36,6 +36,7 @@ from store.leases import (
     touch_enqueued,
 )
 from store.models import Job
+from worker.data_parallel import train_ranks
 from worker.heartbeat import Heartbeat, StopSignal, job_timeout, sigterm_stops
 from worker.outcomes import Outcome, from_exception, from_finished
 from worker.recorder import Recorder
@@ -132,18 +133,17 @@ class _JobRun:
         with sigterm_stops(stop):
             try:
                 if self.spec.resources.world_size > 1:
-                    raise ValueError(
-                        f"resources.devices {self.spec.resources.devices}: this worker runs one "
-                        "device per job; data-parallel jobs run through "
-                        "sam_core.training.distributed (docs/operations.md), not yet from a worker"
+                    finished = train_ranks(
+                        self.spec, self._recorder_args(), self.settings, stop, self._resume_path()
                     )
-                finished = train(
-                    self.spec,
-                    recorder,
-                    stop,
-                    resume=self._resume_state(),
-                    data_dir=str(self.settings.datasets_dir),
-                )
+                else:
+                    finished = train(
+                        self.spec,
+                        recorder,
+                        stop,
+                        resume=self._resume_state(),
+                        data_dir=str(self.settings.datasets_dir),
+                    )
             except SQLAlchemyError:
                 raise  # the database is gone: the lease expires and the job is retried
             except Exception as exc:
@@ -154,14 +154,23 @@ class _JobRun:
         return from_finished(finished, stop.reason, self.spec)
 
     def _recorder(self) -> Recorder:
-        return Recorder(
-            self.factory,
-            job_id=self.job.id,
-            team_id=self.job.team_id,
-            worker_id=self.worker_id,
-            artifacts_dir=self.settings.artifacts_dir,
-            reproducibility=reproducibility_block(self.spec, self.job, self.worker_id),
-        )
+        return Recorder(self.factory, **self._recorder_args())
+
+    def _recorder_args(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job.id,
+            "team_id": self.job.team_id,
+            "worker_id": self.worker_id,
+            "artifacts_dir": self.settings.artifacts_dir,
+            "reproducibility": reproducibility_block(self.spec, self.job, self.worker_id),
+        }
+
+    def _resume_path(self) -> str | None:
+        """The checkpoint file to resume the ranks from (checked here), or None."""
+        if self._resume_state() is None:
+            return None
+        path = Path(str(self.job.checkpoint_path))
+        return str(path if path.is_absolute() else self.settings.artifacts_dir / path)
 
     def _resume_state(self) -> dict[str, Any] | None:
         """The last checkpoint of an earlier attempt, or None to start from scratch."""

@@ -115,10 +115,45 @@ def test_stop_signal_keeps_the_first_reason():
     assert stop() and stop.reason == "cancel"
 
 
-def test_a_data_parallel_job_fails_saying_workers_do_not_launch_ranks_yet(factory, settings):
+def test_a_data_parallel_job_runs_its_ranks_and_rank_0_records(factory, settings):
     job_id = submit(factory, {**TINY, "resources": {"devices": 2}})
+
+    assert runner.run_job(job_id, settings) == "succeeded"
+
+    job = _job(factory, job_id)
+    assert (job.status, job.fraction) == ("succeeded", 1.0)
+    assert (settings.artifacts_dir / job.checkpoint_path).exists()
+    state = torch.load(settings.artifacts_dir / job.checkpoint_path, weights_only=True)
+    assert len(state["ranks"]) == 2
+    with session_scope(factory) as session:
+        names = set(session.scalars(select(MetricPoint.name).where(MetricPoint.job_id == job_id)))
+    assert {"train_loss_step", "test_loss"} <= names
+
+
+def test_cancel_stops_every_rank_of_a_data_parallel_job(factory, settings):
+    spec = {**TINY, "training": {**TINY["training"], "epochs": 5000}, "resources": {"devices": 2}}
+    job_id = submit(factory, spec)
+    threading.Thread(target=_cancel_once_running, args=(factory, job_id), daemon=True).start()
+
+    assert runner.run_job(job_id, settings) == "cancelled"  # returns: no rank left waiting
+
+    job = _job(factory, job_id)
+    assert job.step < job.total_steps
+    state = torch.load(settings.artifacts_dir / job.checkpoint_path, weights_only=True)
+    assert len(state["ranks"]) == 2 and state["counters"]["step"] == job.step
+
+
+def test_timeout_stops_every_rank_of_a_data_parallel_job(factory, settings):
+    spec = {
+        **TINY,
+        "training": {**TINY["training"], "epochs": 5000},
+        "limits": {"timeout_s": 8},
+        "resources": {"devices": 2},
+    }
+    job_id = submit(factory, spec)
 
     assert runner.run_job(job_id, settings) == "failed"
 
     job = _job(factory, job_id)
-    assert "resources.devices 2" in job.error and "not yet from a worker" in job.error
+    assert job.failure_reason == "timeout"
+    assert job.step < job.total_steps
