@@ -40,6 +40,7 @@ from worker.data_parallel import train_ranks
 from worker.heartbeat import Heartbeat, StopSignal, job_timeout, sigterm_stops
 from worker.outcomes import Outcome, from_exception, from_finished
 from worker.recorder import Recorder
+from worker.registry import visible_devices
 from worker.reproducibility import reproducibility_block
 from worker.transactions import in_transaction
 
@@ -73,6 +74,9 @@ def run_job(job_id: str, settings: Settings, *, worker_id: str | None = None) ->
 
 
 def _claim(session: Session, job_id: str, worker_id: str, settings: Settings) -> Job | None:
+    if not _fits(session, job_id):
+        _send_later(session, job_id, settings)  # stays queued for a wider worker
+        return None
     cap = settings.max_running_jobs_per_team
     job = claim_job(
         session=session,
@@ -186,6 +190,29 @@ class _JobRun:
             return None
         log.info("job %s: resuming from step %s", self.job.id, state["counters"]["step"])
         return state
+
+
+def _fits(session: Session, job_id: str) -> bool:
+    """Whether this worker holds the GPUs a queued `gpu` job's ranks need.
+
+    A worker pinned to GPUs (`--gpu N`, `--gpus 0,1,…`) holds as many as it lists;
+    one without `CUDA_VISIBLE_DEVICES` is not judged here (the ranks check).
+    """
+    row = session.execute(select(Job.queue, Job.spec, Job.status).where(Job.id == job_id)).first()
+    if row is None or row.status != "queued" or row.queue != "gpu":
+        return True
+    resources = row.spec.get("resources") if isinstance(row.spec, dict) else None
+    wants = int(resources.get("devices", 1)) if isinstance(resources, dict) else 1
+    held = [d for d in visible_devices() if d.startswith("cuda:")]
+    if held and wants > len(held):
+        log.info(
+            "job %s: needs %d GPUs, this worker holds %d; sent again later",
+            job_id,
+            wants,
+            len(held),
+        )
+        return False
+    return True
 
 
 def _end(

@@ -157,3 +157,15 @@ def test_timeout_stops_every_rank_of_a_data_parallel_job(factory, settings):
     job = _job(factory, job_id)
     assert job.failure_reason == "timeout"
     assert job.step < job.total_steps
+
+
+def test_a_gpu_worker_too_narrow_for_a_job_leaves_it_queued(factory, settings, monkeypatch):
+    job_id = submit(factory, {**TINY, "resources": {"devices": 4}})
+    with session_scope(factory) as session:
+        session.get(Job, job_id).queue = "gpu"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # `flatlab worker --gpus 0,1`
+
+    assert runner.run_job(job_id, settings) is None
+
+    job = _job(factory, job_id)
+    assert (job.status, job.attempts) == ("queued", 0)
