@@ -169,3 +169,20 @@ def test_a_gpu_worker_too_narrow_for_a_job_leaves_it_queued(factory, settings, m
 
     job = _job(factory, job_id)
     assert (job.status, job.attempts) == ("queued", 0)
+
+
+def test_a_lost_rank_fails_the_attempt_as_infra_lost_naming_the_rank():
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    from sam_core.training.distributed import launch
+    from tests.unit.sam_core.distributed import ranks
+    from worker.outcomes import from_exception
+
+    try:
+        launch(ranks.lost_rank_launched, ("kill", 600.0), 2)  # rank 1 is SIGKILLed at step 3
+    except ChildFailedError as exc:
+        outcome = from_exception(exc, 3, None)
+    else:
+        raise AssertionError("the launch did not fail")
+    assert (outcome.status, outcome.failure_reason) == ("failed", "infra_lost")
+    assert "rank 1 (exit code -9)" in outcome.error
