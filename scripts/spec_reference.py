@@ -19,7 +19,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sam_core.spec import EvaluateSpec, LimitsSpec, MeasureSpec, TrainingSpec
+from sam_core.spec import (
+    DistributedSpec,
+    EvaluateSpec,
+    LimitsSpec,
+    MeasureSpec,
+    ResourcesSpec,
+    TrainingSpec,
+)
 from sam_core.spec.catalog import DATASETS, EVAL_METRICS, MEASURES, MODELS
 from sam_core.spec.optimizers import RULES, BaseOptimizerParams, ScheduleParams
 
@@ -118,6 +125,8 @@ def render() -> str:
         ("evaluate", EvaluateSpec, "when train/test loss and accuracy are taken"),
         ("measure", MeasureSpec, "when and which sharpness measures run"),
         ("limits", LimitsSpec, "per-job limits"),
+        ("resources", ResourcesSpec, "devices (ranks) per node and nodes; docs/operations.md"),
+        ("distributed", DistributedSpec, "SAM and BatchNorm across ranks; docs/optimizers.md"),
         ("optimizer.base", BaseOptimizerParams, "the optimizer that applies ĝ"),
         ("optimizer.schedule", ScheduleParams, "the learning-rate schedule"),
     ):

@@ -130,6 +130,19 @@ def live_queues(*, session: Session, stale_seconds: float) -> dict[str, list[str
     return out
 
 
+def live_widths(*, session: Session, stale_seconds: float) -> dict[str, int]:
+    """Each queue with a live worker → the most devices one of them holds (at least 1).
+
+    A data-parallel job on `gpu` needs one worker holding `resources.devices` GPUs
+    (`flatlab worker --gpus 0,1,…`); a CPU worker runs any number of gloo ranks.
+    """
+    out: dict[str, int] = {}
+    for worker in live_workers(session=session, stale_seconds=stale_seconds):
+        for queue in worker.queues:
+            out[queue] = max(out.get(queue, 1), len(worker.devices or []))
+    return out
+
+
 def resolve_auto_queue(setting: str, live: dict[str, list[str]]) -> str:
     """The queue of a `training.device: auto` job under `FLATLAB_AUTO_QUEUE` = `setting`.
 
@@ -141,9 +154,26 @@ def resolve_auto_queue(setting: str, live: dict[str, list[str]]) -> str:
     return "gpu" if live.get("gpu") else "cpu"
 
 
-def waiting_reason(queue: str, live: dict[str, list[str]]) -> str | None:
-    """Why a queued job on `queue` cannot start, or None while a live worker consumes it."""
+def waiting_reason(
+    queue: str,
+    live: dict[str, list[str]],
+    *,
+    devices: int = 1,
+    widths: dict[str, int] | None = None,
+) -> str | None:
+    """Why a queued job on `queue` cannot start, or None while a live worker can take it.
+
+    `devices` is the job's `resources.devices`; on `gpu` it needs a live worker
+    holding that many GPUs (`widths`, from `live_widths`).
+    """
     if live.get(queue):
+        widest = (widths or {}).get(queue, 1)
+        if queue == "gpu" and devices > widest:
+            ids = ",".join(str(i) for i in range(devices))
+            return (
+                f"resources.devices {devices}: the widest live gpu worker holds {widest} "
+                f"GPU(s); the job waits for one started with `flatlab worker --gpus {ids}`"
+            )
         return None
     start = _START.get(queue, f"a worker with `--queues {queue}`")
     return (

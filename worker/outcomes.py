@@ -18,6 +18,7 @@ from typing import Any
 
 import pydantic
 import torch
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
 from sam_core.spec import JobSpec
 from sam_core.training.events import Finished
@@ -120,6 +121,17 @@ def from_exception(exc: BaseException, step: int, spec: JobSpec | None) -> Outco
             "oom",
             f"out of host memory at step {step}{_asked(str(exc))}. Lower data.batch_size "
             f"(now {batch}) or use a smaller model",
+        )
+    if isinstance(exc, ChildFailedError):
+        ranks = ", ".join(
+            f"rank {rank} (exit code {f.exitcode})" for rank, f in sorted(exc.failures.items())
+        )
+        return Outcome(
+            "failed",
+            "infra_lost",
+            f"a rank of the data-parallel job was lost at or after step {step}: {ranks}; the "
+            "other ranks were stopped. Its last checkpoint is kept (a retry resumes from it); "
+            "the worker's log has each rank's error",
         )
     if isinstance(exc, pydantic.ValidationError):
         return Outcome("failed", "user_error", f"the job's spec is not valid: {exc}")

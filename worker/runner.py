@@ -43,9 +43,11 @@ from store.leases import (
     touch_enqueued,
 )
 from store.models import Job
+from worker.data_parallel import train_ranks
 from worker.heartbeat import Heartbeat, StopSignal, job_timeout, sigterm_stops
 from worker.outcomes import Outcome, from_exception, from_finished
 from worker.recorder import Recorder
+from worker.registry import visible_devices
 from worker.reproducibility import reproducibility_block
 from worker.transactions import in_transaction
 
@@ -79,6 +81,9 @@ def run_job(job_id: str, settings: Settings, *, worker_id: str | None = None) ->
 
 
 def _claim(session: Session, job_id: str, worker_id: str, settings: Settings) -> Job | None:
+    if not _fits(session, job_id):
+        _send_later(session, job_id, settings)  # stays queued for a wider worker
+        return None
     cap = settings.max_running_jobs_per_team
     job = claim_job(
         session=session,
@@ -138,13 +143,18 @@ class _JobRun:
     def _train(self, recorder: Recorder, stop: StopSignal) -> Outcome:
         with sigterm_stops(stop):
             try:
-                finished = train(
-                    self.spec,
-                    recorder,
-                    stop,
-                    resume=self._resume_state(),
-                    data_dir=str(self.settings.datasets_dir),
-                )
+                if self.spec.resources.world_size > 1:
+                    finished = train_ranks(
+                        self.spec, self._recorder_args(), self.settings, stop, self._resume_path()
+                    )
+                else:
+                    finished = train(
+                        self.spec,
+                        recorder,
+                        stop,
+                        resume=self._resume_state(),
+                        data_dir=str(self.settings.datasets_dir),
+                    )
                 recorder.flush()
             except SQLAlchemyError:
                 raise  # the database is gone: the lease expires and the job is retried
@@ -153,14 +163,23 @@ class _JobRun:
         return from_finished(finished, stop.reason, self.spec, recorder.storage_error)
 
     def _recorder(self) -> Recorder:
-        return Recorder(
-            self.factory,
-            job_id=self.job.id,
-            team_id=self.job.team_id,
-            worker_id=self.worker_id,
-            artifacts_dir=self.settings.artifacts_dir,
-            reproducibility=reproducibility_block(self.spec, self.job, self.worker_id),
-        )
+        return Recorder(self.factory, **self._recorder_args())
+
+    def _recorder_args(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job.id,
+            "team_id": self.job.team_id,
+            "worker_id": self.worker_id,
+            "artifacts_dir": self.settings.artifacts_dir,
+            "reproducibility": reproducibility_block(self.spec, self.job, self.worker_id),
+        }
+
+    def _resume_path(self) -> str | None:
+        """The checkpoint file to resume the ranks from (checked here), or None."""
+        if self._resume_state() is None:
+            return None
+        path = Path(str(self.job.checkpoint_path))
+        return str(path if path.is_absolute() else self.settings.artifacts_dir / path)
 
     def _resume_state(self) -> dict[str, Any] | None:
         """The last checkpoint of an earlier attempt, or None to start from scratch."""
@@ -191,6 +210,27 @@ def failed(exc: Exception, recorder: Recorder, job_id: str, spec: JobSpec) -> Ou
         log.warning("%s; this attempt stops and writes nothing more", lost)
         return Outcome("lost")
     return outcome
+def _fits(session: Session, job_id: str) -> bool:
+    """Whether this worker holds the GPUs a queued `gpu` job's ranks need.
+
+    A worker pinned to GPUs (`--gpu N`, `--gpus 0,1,…`) holds as many as it lists;
+    one without `CUDA_VISIBLE_DEVICES` is not judged here (the ranks check).
+    """
+    row = session.execute(select(Job.queue, Job.spec, Job.status).where(Job.id == job_id)).first()
+    if row is None or row.status != "queued" or row.queue != "gpu":
+        return True
+    resources = row.spec.get("resources") if isinstance(row.spec, dict) else None
+    wants = int(resources.get("devices", 1)) if isinstance(resources, dict) else 1
+    held = [d for d in visible_devices() if d.startswith("cuda:")]
+    if held and wants > len(held):
+        log.info(
+            "job %s: needs %d GPUs, this worker holds %d; sent again later",
+            job_id,
+            wants,
+            len(held),
+        )
+        return False
+    return True
 
 
 def _end(

@@ -30,7 +30,7 @@ from store.db import session_scope
 from store.errors import Conflict, IdempotencyKeyReused, Unprocessable
 from store.jobs import create_job, find_job_by_idempotency_key, mark_enqueued
 from store.models import Job
-from store.workers import live_queues, resolve_auto_queue, waiting_reason
+from store.workers import live_queues, live_widths, resolve_auto_queue, waiting_reason
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +106,20 @@ def auto_queue_now(session: Session, settings: Settings) -> str:
 def public_jobs(session: Session, settings: Settings, jobs: Iterable[Job]) -> list[JobPublic]:
     """Jobs as the API shows them; a queued job no live worker consumes says so."""
     jobs = list(jobs)
-    live = live_queue_map(session, settings) if any(j.status == "queued" for j in jobs) else {}
-    return [JobPublic.from_job(j, waiting_reason(j.queue, live)) for j in jobs]
+    queued = any(j.status == "queued" for j in jobs)
+    live = live_queue_map(session, settings) if queued else {}
+    stale = settings.worker_stale_seconds
+    widths = live_widths(session=session, stale_seconds=stale) if queued else {}
+    return [
+        JobPublic.from_job(j, waiting_reason(j.queue, live, devices=_devices(j), widths=widths))
+        for j in jobs
+    ]
+
+
+def _devices(job: Job) -> int:
+    """The job's `resources.devices` (1 for specs without the section)."""
+    resources = job.spec.get("resources") if isinstance(job.spec, dict) else None
+    return int(resources.get("devices", 1)) if isinstance(resources, dict) else 1
 
 
 def _replay(job: Job, fingerprint: str | None) -> Job:

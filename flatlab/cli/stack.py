@@ -163,18 +163,38 @@ def api(
 def worker(
     queues: Annotated[str | None, typer.Option(help="default: gpu with --gpu, else cpu")] = None,
     gpu: Annotated[int | None, typer.Option(help="the one GPU this worker uses")] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="GPUs of one worker, e.g. 0,1,2,3: a job with resources.devices N ≤ 4 "
+            "runs N ranks on them (DDP)"
+        ),
+    ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="jobs at once")] = 1,
     pool: Annotated[str, typer.Option(help="prefork (default) or solo")] = "prefork",
     loglevel: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
     """Run a Celery worker: one process per GPU, a fresh child for every job."""
     env = dict(os.environ)
-    if gpu is not None:
+    if gpu is not None and gpus is not None:
+        raise typer.BadParameter("give --gpu or --gpus, not both", param_hint="--gpus")
+    if gpus is not None:
+        ids = [g.strip() for g in gpus.split(",")]
+        if not all(g.isdigit() for g in ids) or len(set(ids)) != len(ids):
+            raise typer.BadParameter(
+                f"{gpus!r}: distinct GPU numbers, e.g. 0,1,2,3", param_hint="--gpus"
+            )
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
+        gpu_label: str | None = "gpus" + "-".join(ids)
+    elif gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)  # set before any CUDA use, in every child
+        gpu_label = f"gpu{gpu}"
+    else:
+        gpu_label = None
     if concurrency > 1 and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // concurrency))
-    queues = queues or ("gpu" if gpu is not None else "cpu")
-    name = f"{'gpu' + str(gpu) if gpu is not None else 'cpu'}-{os.getpid()}@%h"
+    queues = queues or ("gpu" if gpu_label is not None else "cpu")
+    name = f"{gpu_label or 'cpu'}-{os.getpid()}@%h"
     argv = [sys.executable, "-m", "celery", "-A", "worker.app", "worker"]
     argv += ["--pool", pool, "--concurrency", str(concurrency), "--queues", queues]
     argv += ["--hostname", name, "--loglevel", loglevel, "--max-tasks-per-child", "1"]

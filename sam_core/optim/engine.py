@@ -70,6 +70,9 @@ class SharpnessAware(Optimizer):
         self.buffers: dict[str, list[Tensor]] = {}
         self.steps = 0
         self.last_grad_evals = 0.0
+        #: Called with the parameters right before ĝ is clipped and applied: data-parallel
+        #: `local` SAM averages each rank's ĝ here (sam_core.training.distributed).
+        self.reduce_gradients: Callable[[list[Tensor]], None] | None = None
         device = self.params[0].device
         self._device_type = device.type
         self.generator = self._make_generator(device, seed) if self.uses_rng else None
@@ -205,7 +208,10 @@ class SharpnessAware(Optimizer):
         torch._foreach_copy_(params, self.saved(params))
 
     def apply_base_step(self, *, grad_evals: float) -> None:
-        """Clip ĝ if asked, step the base optimizer, count the step."""
+        """Average ĝ over ranks if a hook is set, clip it if asked, step the base optimizer."""
+        if self.reduce_gradients is not None:
+            self.grads_of(self.params)  # every rank reduces the same tensors, zeros included
+            self.reduce_gradients(self.params)
         if self.max_grad_norm is not None:
             with_grad = [p for p in self.params if p.grad is not None]
             torch.nn.utils.clip_grad_norm_(with_grad, self.max_grad_norm, foreach=True)

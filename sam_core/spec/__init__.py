@@ -28,6 +28,7 @@ __all__ = [
     "RULES",
     "Cadence",
     "DataSpec",
+    "DistributedSpec",
     "EvaluateSpec",
     "JobSpec",
     "LimitsSpec",
@@ -35,6 +36,7 @@ __all__ = [
     "MeasureSpec",
     "ModelSpec",
     "OptimizerSpec",
+    "ResourcesSpec",
     "TrainingSpec",
     "public_loc",
     "spec_hash",
@@ -160,6 +162,42 @@ class LimitsSpec(StrictModel):
     )
 
 
+class ResourcesSpec(StrictModel):
+    """What one job occupies: `devices` ranks on each of `nodes` machines.
+
+    `devices` > 1 trains data-parallel (PyTorch DDP, one rank per device); the
+    global batch `data.batch_size` is split evenly over the `devices · nodes` ranks.
+    """
+
+    devices: int = Field(1, ge=1, le=64, description="ranks (GPUs, or CPU processes) per node")
+    nodes: int = Field(1, ge=1, le=1, description="machines; one for now (see operations)")
+
+    @property
+    def world_size(self) -> int:
+        return self.devices * self.nodes
+
+
+class DistributedSpec(StrictModel):
+    """How SAM and BatchNorm behave when `resources` asks for more than one rank."""
+
+    sam: Literal["global", "local"] = Field(
+        "global",
+        description="global: ε from the all-reduced gradient (= SAM on the global batch); "
+        "local: each rank's own ε (= m-SAM, m = per-rank batch)",
+    )
+    batchnorm: Literal["local", "sync"] = Field(
+        "local", description="local: per-rank batch statistics; sync: SyncBatchNorm (GPU)"
+    )
+    timeout_s: int = Field(
+        600, ge=10, le=24 * 3600, description="limit of every collective; a lost rank fails"
+    )
+
+
+#: Sections left out of the canonical form (and so of the hash) while at their defaults,
+#: so a single-device spec hashes as it did before they existed.
+_DEFAULT_OMITTED = {"resources": ResourcesSpec(), "distributed": DistributedSpec()}
+
+
 class JobSpec(BaseModel):
     """A training job: what to train, on what, with which rule, and what to measure."""
 
@@ -174,6 +212,8 @@ class JobSpec(BaseModel):
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     measure: MeasureSpec = Field(default_factory=MeasureSpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    distributed: DistributedSpec = Field(default_factory=DistributedSpec)
 
     @model_validator(mode="before")
     @classmethod
@@ -209,6 +249,12 @@ class JobSpec(BaseModel):
             raise ValueError("optimizer 'gd' uses the full batch; leave data.sampling unset")
         if self.data.sampling == "tau_nice" and self.data.tau is None:
             raise ValueError("data.sampling 'tau_nice' needs data.tau, the subset size")
+        ranks = self.resources.world_size
+        if ranks > 1 and self.data.batch_size % ranks:
+            raise ValueError(
+                f"data.batch_size {self.data.batch_size} does not split evenly over the "
+                f"{ranks} ranks of resources (devices × nodes); pick a multiple of {ranks}"
+            )
         return self
 
     @property
@@ -217,7 +263,11 @@ class JobSpec(BaseModel):
 
     def canonical(self) -> dict[str, Any]:
         """Everything that determines the result, defaults filled in."""
-        return self.model_dump(mode="json", exclude={"name", "tags"})
+        out = self.model_dump(mode="json", exclude={"name", "tags"})
+        for key, default in _DEFAULT_OMITTED.items():
+            if getattr(self, key) == default:
+                del out[key]
+        return out
 
     def hash(self) -> str:
         return spec_hash(self)

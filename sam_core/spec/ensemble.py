@@ -94,6 +94,8 @@ def unsupported(spec: JobSpec) -> str:
         return "models with a norm projection after each step cannot be ensembled"
     if spec.training.precision != "fp32":
         return f"precision {spec.training.precision!r}: ensembles train in fp32 only"
+    if spec.resources.world_size > 1:
+        return "data-parallel jobs (resources.devices > 1) run alone, not in an ensemble"
     return ""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -184,13 +185,11 @@ class Trainer:
     def train_step(self) -> float:
         """One optimizer step on the next batch; returns its loss (the first pass's)."""
         started = time.perf_counter()
-        x, y, weights = self.sampler.next_batch(self.model, self.step)
-        if self.task.augment is not None:
-            x = self.task.augment(x, self.augment_generator)
+        x, y, weights = self.next_batch()
         lr = self.optimizer.param_groups[0]["lr"]
-        closure = BatchClosure(self.model, self.loss_fn, x, y, weights)
-        with self.autocast:
-            loss = float(self.optimizer.step(closure))
+        closure = self.make_closure(x, y, weights)
+        with self.autocast, self.step_context():
+            loss = self.after_optimizer_step(float(self.optimizer.step(closure)))
         project = getattr(self.model, "project_", None)
         if project is not None:  # a norm projection after each step (`project_norm`)
             project()
@@ -200,6 +199,26 @@ class Trainer:
         self.train_seconds += time.perf_counter() - started
         if math.isfinite(loss) and self.step % self.spec.training.log_every_steps == 0:
             self.log_step(loss, lr, closure, y)
+        return loss
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """This step's examples, augmented; a data-parallel rank takes its shard."""
+        x, y, weights = self.sampler.next_batch(self.model, self.step)
+        if self.task.augment is not None:
+            x = self.task.augment(x, self.augment_generator)
+        return x, y, weights
+
+    def make_closure(
+        self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None
+    ) -> BatchClosure:
+        return BatchClosure(self.model, self.loss_fn, x, y, weights)
+
+    def step_context(self) -> AbstractContextManager[Any]:
+        """Wraps the optimizer step (DDP's `no_sync` for data-parallel `local` SAM)."""
+        return nullcontext()
+
+    def after_optimizer_step(self, loss: float) -> float:
+        """The step's loss as reported (data-parallel: averaged over ranks)."""
         return loss
 
     def log_step(self, loss: float, lr: float, closure: Any, y: torch.Tensor) -> None:

@@ -15,10 +15,17 @@ from store.workers import register_worker
 from tests.unit.api.conftest import make_settings, spec
 
 
-def _worker(app: FastAPI, worker_id: str, queues: list[str]) -> None:
+def _worker(
+    app: FastAPI, worker_id: str, queues: list[str], devices: list[str] | None = None
+) -> None:
     with session_scope(app.state.session_factory) as session:
         register_worker(
-            session=session, worker_id=worker_id, hostname="h", pid=1, queues=queues, devices=[]
+            session=session,
+            worker_id=worker_id,
+            hostname="h",
+            pid=1,
+            queues=queues,
+            devices=devices or [],
         )
 
 
@@ -128,3 +135,20 @@ def test_the_data_check_can_be_turned_off_where_the_api_cannot_see_the_data(
     with TestClient(create_app(make_settings(tmp_path, check_data_on_submit=False))) as client:
         r = client.post("/v1/jobs", json=spec(data={"name": "npz", "path": "elsewhere"}))
     assert r.status_code == 202
+
+
+def test_a_job_wider_than_every_live_gpu_worker_waits_saying_so(
+    app: FastAPI, client: TestClient
+) -> None:
+    _worker(app, "gpu0@h", ["gpu"], ["0"])
+    body = spec(
+        training={"device": "cuda"},
+        resources={"devices": 4},
+        data={"name": "digits", "batch_size": 64},
+    )
+    job = client.post("/v1/jobs", json=body).json()
+    assert job["status"] == "queued" and job["queue"] == "gpu"
+    reason = job["waiting_reason"]
+    assert "resources.devices 4" in reason and "holds 1" in reason and "--gpus 0,1,2,3" in reason
+    _worker(app, "gpus@h", ["gpu"], ["0", "1", "2", "3"])
+    assert client.get(f"/v1/jobs/{job['id']}").json()["waiting_reason"] is None

@@ -113,3 +113,76 @@ def test_stop_signal_keeps_the_first_reason():
     stop.set("cancel")
     stop.set("lost")
     assert stop() and stop.reason == "cancel"
+
+
+def test_a_data_parallel_job_runs_its_ranks_and_rank_0_records(factory, settings):
+    job_id = submit(factory, {**TINY, "resources": {"devices": 2}})
+
+    assert runner.run_job(job_id, settings) == "succeeded"
+
+    job = _job(factory, job_id)
+    assert (job.status, job.fraction) == ("succeeded", 1.0)
+    assert (settings.artifacts_dir / job.checkpoint_path).exists()
+    state = torch.load(settings.artifacts_dir / job.checkpoint_path, weights_only=True)
+    assert len(state["ranks"]) == 2
+    with session_scope(factory) as session:
+        names = set(session.scalars(select(MetricPoint.name).where(MetricPoint.job_id == job_id)))
+    assert {"train_loss_step", "test_loss"} <= names
+
+
+def test_cancel_stops_every_rank_of_a_data_parallel_job(factory, settings):
+    spec = {**TINY, "training": {**TINY["training"], "epochs": 5000}, "resources": {"devices": 2}}
+    job_id = submit(factory, spec)
+    threading.Thread(target=_cancel_once_running, args=(factory, job_id), daemon=True).start()
+
+    assert runner.run_job(job_id, settings) == "cancelled"  # returns: no rank left waiting
+
+    job = _job(factory, job_id)
+    assert job.step < job.total_steps
+    state = torch.load(settings.artifacts_dir / job.checkpoint_path, weights_only=True)
+    assert len(state["ranks"]) == 2 and state["counters"]["step"] == job.step
+
+
+def test_timeout_stops_every_rank_of_a_data_parallel_job(factory, settings):
+    spec = {
+        **TINY,
+        "training": {**TINY["training"], "epochs": 5000},
+        "limits": {"timeout_s": 8},
+        "resources": {"devices": 2},
+    }
+    job_id = submit(factory, spec)
+
+    assert runner.run_job(job_id, settings) == "failed"
+
+    job = _job(factory, job_id)
+    assert job.failure_reason == "timeout"
+    assert job.step < job.total_steps
+
+
+def test_a_gpu_worker_too_narrow_for_a_job_leaves_it_queued(factory, settings, monkeypatch):
+    job_id = submit(factory, {**TINY, "resources": {"devices": 4}})
+    with session_scope(factory) as session:
+        session.get(Job, job_id).queue = "gpu"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # `flatlab worker --gpus 0,1`
+
+    assert runner.run_job(job_id, settings) is None
+
+    job = _job(factory, job_id)
+    assert (job.status, job.attempts) == ("queued", 0)
+
+
+def test_a_lost_rank_fails_the_attempt_as_infra_lost_naming_the_rank():
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    from sam_core.training.distributed import launch
+    from tests.unit.sam_core.distributed import ranks
+    from worker.outcomes import from_exception
+
+    try:
+        launch(ranks.lost_rank_launched, ("kill", 600.0), 2)  # rank 1 is SIGKILLed at step 3
+    except ChildFailedError as exc:
+        outcome = from_exception(exc, 3, None)
+    else:
+        raise AssertionError("the launch did not fail")
+    assert (outcome.status, outcome.failure_reason) == ("failed", "infra_lost")
+    assert "rank 1 (exit code -9)" in outcome.error
