@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # where the API cannot see the workers' data folder).
     check_data_on_submit: bool = True
     reconcile_seconds: float = 15.0
+    # how often the API's study driver asks, reports to and tells Optuna (0: off)
+    study_poll_seconds: float = Field(2.0, ge=0)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 

@@ -77,6 +77,13 @@ class _DataCommon(StrictModel):
     tau: int | None = Field(None, ge=1, le=65_536, description="`tau_nice`: subset size")
     reweight: bool = Field(True, description="`importance`: weight losses by 1/(n q_i)")
     label_noise: float = Field(0.0, ge=0.0, le=1.0, description="fraction of labels flipped")
+    validation_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="share of the training examples held out (seeded by the data set's seed) "
+        "as a validation split: val_loss / val_acc; studies tune on it, never on the test set",
+    )
 
 
 _DATA_FIELDS = {k: (f.annotation, f) for k, f in _DataCommon.model_fields.items()}
@@ -216,8 +223,15 @@ class JobSpec(BaseModel):
         return "full" if self.optimizer.name == "gd" else self.data.sampling
 
     def canonical(self) -> dict[str, Any]:
-        """Everything that determines the result, defaults filled in."""
-        return self.model_dump(mode="json", exclude={"name", "tags"})
+        """Everything that determines the result, defaults filled in.
+
+        A zero `data.validation_fraction` is left out, so specs written before the
+        field existed keep their hash.
+        """
+        out = self.model_dump(mode="json", exclude={"name", "tags"})
+        if not out["data"].get("validation_fraction"):
+            out["data"].pop("validation_fraction", None)
+        return out
 
     def hash(self) -> str:
         return spec_hash(self)

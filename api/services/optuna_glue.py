@@ -1,0 +1,160 @@
+"""Optuna behind a study row: storage, samplers, pruners, and ask / report / tell by number.
+
+Optuna keeps its state in its own tables of flatlab's database (`RDBStorage` on the
+same URL, PostgreSQL or the embedded SQLite file), so a restarted API carries on
+where the last one stopped. Each call loads the study afresh: nothing lives in memory
+between driver passes. A sampler is seeded with (study seed, trials so far), so a pass
+that starts over asks what an uninterrupted run would have asked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import FrozenTrial, TrialState
+
+from sam_core.spec.study import Distribution, StudyBody
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+log = logging.getLogger(__name__)
+
+_storages: dict[str, optuna.storages.RDBStorage] = {}
+_lock = threading.Lock()
+PRIMITIVE = (type(None), bool, int, float, str)
+
+
+def storage(db_url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage on flatlab's database (created once per URL and process)."""
+    with _lock:
+        if db_url not in _storages:
+            kwargs = {"pool_pre_ping": True} if not db_url.startswith("sqlite") else {}
+            _storages[db_url] = optuna.storages.RDBStorage(db_url, engine_kwargs=kwargs)
+        return _storages[db_url]
+
+
+def distribution(dist: Distribution) -> BaseDistribution:
+    """The Optuna distribution of one search-space dimension (choices as JSON text when
+    they are not plain values: Optuna's categorical holds only None, bool, int, float, str)."""
+    if dist.type == "categorical":
+        choices = dist.choices or []
+        if all(isinstance(c, PRIMITIVE) for c in choices):
+            return CategoricalDistribution(choices)
+        return CategoricalDistribution([json.dumps(c, sort_keys=True) for c in choices])
+    low, high = float(dist.low or 0.0), float(dist.high or 0.0)
+    if dist.type == "int":
+        return IntDistribution(int(low), int(high), log=dist.log, step=dist.step or 1)
+    return FloatDistribution(low, high, log=dist.type == "log_uniform")
+
+
+def distributions(body: StudyBody) -> dict[str, BaseDistribution]:
+    return {path: distribution(d) for path, d in body.search_space.items()}
+
+
+def decode(body: StudyBody, params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's Optuna params as spec values (JSON-text choices decoded)."""
+    out = {}
+    for path, value in params.items():
+        dist = body.search_space[path]
+        plain = all(isinstance(c, PRIMITIVE) for c in dist.choices or [])
+        out[path] = json.loads(value) if dist.type == "categorical" and not plain else value
+    return out
+
+
+def sampler(body: StudyBody, n_trials: int) -> optuna.samplers.BaseSampler:
+    spec = body.sampler
+    seed = spec.seed
+    if spec.name == "random":
+        return optuna.samplers.RandomSampler(seed=seed * 100_003 + n_trials)
+    if spec.name == "tpe":
+        startup = spec.n_startup_trials if spec.n_startup_trials is not None else 5
+        return optuna.samplers.TPESampler(seed=seed * 100_003 + n_trials, n_startup_trials=startup)
+    if spec.name == "qmc":  # its sequence index lives in the storage: one seed throughout
+        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    space = {path: list(_grid_values(d)) for path, d in distributions(body).items()}
+    return optuna.samplers.GridSampler(space, seed=seed)
+
+
+def _grid_values(dist: BaseDistribution) -> list[Any]:
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    assert isinstance(dist, IntDistribution)
+    return list(range(dist.low, dist.high + 1, dist.step))
+
+
+def grid_size(body: StudyBody) -> int | None:
+    """The number of grid points of a grid study, else None."""
+    if body.sampler.name != "grid":
+        return None
+    return math.prod(len(_grid_values(d)) for d in distributions(body).values())
+
+
+def pruner(body: StudyBody) -> optuna.pruners.BasePruner:
+    spec = body.pruner
+    if spec.name == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=spec.n_startup_trials, n_warmup_steps=spec.n_warmup_steps
+        )
+    if spec.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=spec.min_resource,  # type: ignore[arg-type]  # "auto" is allowed
+            reduction_factor=spec.reduction_factor,
+        )
+    return optuna.pruners.NopPruner()
+
+
+def open_study(db_url: str, optuna_name: str, body: StudyBody, n_trials: int = 0) -> optuna.Study:
+    """The study's Optuna study (created on first use), with a sampler for trial `n_trials`."""
+    return optuna.create_study(
+        study_name=optuna_name,
+        storage=storage(db_url),
+        sampler=sampler(body, n_trials),
+        pruner=pruner(body),
+        direction=body.objective.direction,
+        load_if_exists=True,
+    )
+
+
+def ask(db_url: str, optuna_name: str, body: StudyBody) -> FrozenTrial:
+    """Ask for one new trial; returns it frozen (its `number` and `params`)."""
+    n_trials = len(open_study(db_url, optuna_name, body).get_trials(deepcopy=False))
+    study = open_study(db_url, optuna_name, body, n_trials)
+    trial = study.ask(distributions(body))
+    return study._storage.get_trial(trial._trial_id)
+
+
+def trials(study: optuna.Study) -> list[FrozenTrial]:
+    return study.get_trials(deepcopy=False)
+
+
+def report(study: optuna.Study, trial: FrozenTrial, step: int, value: float) -> bool:
+    """Report the trial's intermediate value at `step`; whether the pruner would stop it now."""
+    live = optuna.trial.Trial(study, trial._trial_id)
+    live.report(value, step)
+    return live.should_prune()
+
+
+def tell(study: optuna.Study, trial: FrozenTrial, value: float | None, state: TrialState) -> None:
+    """Finish a running trial (a trial already finished is left as it is: idempotent)."""
+    current = study._storage.get_trial(trial._trial_id)
+    if current.state != TrialState.RUNNING:
+        return
+    if state == TrialState.COMPLETE:
+        study.tell(trial.number, value)
+    else:
+        study.tell(trial.number, state=state)
+
+
+def best(study: optuna.Study) -> FrozenTrial | None:
+    complete = [t for t in trials(study) if t.state == TrialState.COMPLETE]
+    return study.best_trial if complete else None
