@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from store.errors import NotFound
-from store.models import Job, MetricPoint, Study, StudyTrial, utcnow
+from store.models import Job, MetricPoint, Study, StudyTrial, new_id, utcnow
 from store.pages import newest_first
 
 
@@ -30,7 +30,10 @@ def create_study(
     benchmark_id: str | None = None,
     label: str | None = None,
 ) -> Study:
+    study_id = new_id()
     study = Study(
+        id=study_id,
+        optuna_name=f"flatlab-{study_id}",
         team_id=team_id,
         name=name,
         body=body,
@@ -43,8 +46,6 @@ def create_study(
         created_at=utcnow(),
     )
     session.add(study)
-    session.flush()
-    study.optuna_name = f"flatlab-{study.id}"
     session.flush()
     return study
 

@@ -36,7 +36,7 @@ from store.benchmarks import (
 )
 from store.errors import NotFound, Unprocessable
 from store.jobs import cancel_jobs, create_job
-from store.models import Benchmark, Job
+from store.models import TERMINAL_STATUSES, Benchmark, Job
 from store.results import summary_keys
 
 SERIES = (*BUDGET_METRICS, "grad_evals")
@@ -171,7 +171,7 @@ def benchmark_report(
     ]
     counts = count_by_status(session=session, benchmark_id=benchmark_id)
     total = sum(counts.values())
-    finished = sum(counts[s] for s in ("succeeded", "failed", "cancelled"))
+    finished = sum(counts[s] for s in TERMINAL_STATUSES)
     return {
         "benchmark": benchmark,
         "jobs": rows,

@@ -1,10 +1,14 @@
 """Optuna behind a study row: storage, samplers, pruners, and ask / report / tell by number.
 
-Optuna keeps its state in its own tables of flatlab's database (`RDBStorage` on the
-same URL, PostgreSQL or the embedded SQLite file), so a restarted API carries on
-where the last one stopped. Each call loads the study afresh: nothing lives in memory
-between driver passes. A sampler is seeded with (study seed, trials so far), so a pass
-that starts over asks what an uninterrupted run would have asked.
+Optuna keeps its state in its own tables (`RDBStorage`) beside flatlab's, so a
+restarted API carries on where the last one stopped: on PostgreSQL in the same
+database, in the schema `optuna` (migration 0007 makes it; Optuna's table names,
+`studies` and its own `alembic_version` among them, would collide with flatlab's in
+one schema); embedded, in the SQLite file `flatlab.optuna.db` beside `flatlab.db`.
+
+Each call loads the study afresh: nothing lives in memory between driver passes.
+A sampler is seeded with (study seed, trials so far), so a pass that starts over
+asks what an uninterrupted run would have asked.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
 
 from sam_core.spec.study import Distribution, StudyBody
 
@@ -32,14 +37,29 @@ log = logging.getLogger(__name__)
 _storages: dict[str, optuna.storages.RDBStorage] = {}
 _lock = threading.Lock()
 PRIMITIVE = (type(None), bool, int, float, str)
+OPTUNA_SCHEMA = "optuna"
+
+
+def storage_url(db_url: str) -> str:
+    """Where Optuna's tables live for flatlab's database `db_url` (see the module doc)."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        path = url.database or ""
+        stem = path[: -len(".db")] if path.endswith(".db") else path
+        return url.set(database=f"{stem}.optuna.db").render_as_string(hide_password=False)
+    if url.get_backend_name() == "postgresql":
+        query = {**url.query, "options": f"-csearch_path={OPTUNA_SCHEMA}"}
+        return url.set(query=query).render_as_string(hide_password=False)
+    return db_url
 
 
 def storage(db_url: str) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage on flatlab's database (created once per URL and process)."""
+    """Optuna's RDB storage for flatlab's database (created once per URL and process)."""
     with _lock:
         if db_url not in _storages:
-            kwargs = {"pool_pre_ping": True} if not db_url.startswith("sqlite") else {}
-            _storages[db_url] = optuna.storages.RDBStorage(db_url, engine_kwargs=kwargs)
+            url = storage_url(db_url)
+            kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else {}
+            _storages[db_url] = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
         return _storages[db_url]
 
 

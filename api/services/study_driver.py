@@ -77,8 +77,9 @@ def drive_once(factory: sessionmaker[Session], settings: Settings, celery: Celer
                 study = lock_study(session=session, study_id=study_id)
                 if study is not None:
                     drive_study(session, settings, study, done)
-        except Exception:
+        except Exception as exc:
             log.exception("study %s: driver pass failed; the next pass tries again", study_id)
+            _note_error(factory, study_id, f"the last driver pass failed (retried): {exc}")
     for job_id, queue in done.to_send:
         enqueue_group_after_commit(celery, factory, [job_id], queue)
     return done
@@ -87,6 +88,7 @@ def drive_once(factory: sessionmaker[Session], settings: Settings, celery: Celer
 def drive_study(session: Session, settings: Settings, study: Study, done: Pass) -> None:
     body = StudyBody.model_validate(study.body)
     optuna_study = glue.open_study(settings.db_url, study.optuna_name, body)
+    study.error = None
     frozen = {t.number: t for t in glue.trials(optuna_study)}
     rows = study_trials(session=session, study_id=study.id)
     metric = intermediate_metric(study.metric)
@@ -224,6 +226,17 @@ def _update_best(study: Study, optuna_study: Any, body: StudyBody) -> None:
         study.best_value = float(best.value) if best.value is not None else None
         study.best_trial = best.number
         study.best_params = glue.decode(body, best.params)
+
+
+def _note_error(factory: sessionmaker[Session], study_id: str, message: str) -> None:
+    """Say on the study why it is not moving (cleared by the next good pass)."""
+    try:
+        with session_scope(factory) as session:
+            study = session.get(Study, study_id)
+            if study is not None:
+                study.error = message[:2000]
+    except Exception:
+        log.warning("study %s: could not record the driver's error", study_id, exc_info=True)
 
 
 def _finite(value: Any) -> bool:

@@ -1,5 +1,7 @@
 """studies: Optuna-driven hyperparameter studies, their trials, and the `pruned` job end
 
+On PostgreSQL also the schema `optuna`, where Optuna's RDBStorage keeps its tables.
+
 Revision ID: 0007
 Revises: 0003
 Create Date: 2026-12-01
@@ -22,6 +24,8 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgres
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":  # Optuna's own tables live there
+        op.execute("CREATE SCHEMA IF NOT EXISTS optuna")
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("stop_reason", sa.Text(), nullable=True))
     op.create_table(
@@ -83,6 +87,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP SCHEMA IF EXISTS optuna CASCADE")
     op.drop_table("study_trials")
     op.drop_table("studies")
     with op.batch_alter_table("jobs") as batch:
