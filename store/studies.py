@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from store.errors import NotFound
-from store.models import Job, MetricPoint, Study, StudyTrial, new_id, utcnow
+from store.models import Benchmark, Job, MetricPoint, Study, StudyTrial, new_id, utcnow
 from store.pages import newest_first
 
 
@@ -85,6 +85,14 @@ def lock_study(*, session: Session, study_id: str) -> Study | None:
     """The running study, locked until commit; None when another driver holds it (PostgreSQL
     `FOR UPDATE SKIP LOCKED`; SQLite writes one at a time) or it is no longer running."""
     stmt = select(Study).where(Study.id == study_id, Study.status == "running")
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return session.scalars(stmt).first()
+
+
+def lock_benchmark(*, session: Session, benchmark_id: str) -> Benchmark | None:
+    """The benchmark row, locked until commit; None when another driver holds it."""
+    stmt = select(Benchmark).where(Benchmark.id == benchmark_id)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return session.scalars(stmt).first()

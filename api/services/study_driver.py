@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.services import optuna_glue as glue
 from api.services.jobs import auto_queue_now, enqueue_group_after_commit
+from api.services.tuned import start_reruns, tuned_benchmarks_waiting
 from flatlab.settings import Settings
 from sam_core.spec.study import StudyBody, StudyInvalid, apply_params, intermediate_metric
 from store.db import session_scope
@@ -36,6 +37,7 @@ from store.jobs import create_job
 from store.models import Job, Study, StudyTrial, utcnow
 from store.studies import (
     add_trial,
+    lock_benchmark,
     lock_study,
     new_points,
     request_prune,
@@ -80,9 +82,26 @@ def drive_once(factory: sessionmaker[Session], settings: Settings, celery: Celer
         except Exception as exc:
             log.exception("study %s: driver pass failed; the next pass tries again", study_id)
             _note_error(factory, study_id, f"the last driver pass failed (retried): {exc}")
+    _start_tuned_reruns(factory, settings, done)
     for job_id, queue in done.to_send:
         enqueue_group_after_commit(celery, factory, [job_id], queue)
     return done
+
+
+def _start_tuned_reruns(factory: sessionmaker[Session], settings: Settings, done: Pass) -> None:
+    """Tuned benchmarks whose studies have all finished get their re-run jobs (once)."""
+    with session_scope(factory) as session:
+        waiting = tuned_benchmarks_waiting(session)
+    for benchmark_id in waiting:
+        try:
+            with session_scope(factory) as session:
+                benchmark = lock_benchmark(session=session, benchmark_id=benchmark_id)
+                if benchmark is not None:
+                    for job in start_reruns(session, settings, benchmark):
+                        done.created.append(job.id)
+                        done.to_send.append((job.id, job.queue))
+        except Exception:
+            log.exception("benchmark %s: could not start its re-runs; next pass", benchmark_id)
 
 
 def drive_study(session: Session, settings: Settings, study: Study, done: Pass) -> None:

@@ -208,3 +208,61 @@ def apply_params(base: dict[str, Any], params: dict[str, Any]) -> JobSpec:
         raise StudyInvalid(
             "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5]), errors
         ) from None
+
+
+class TunedOptimizer(BaseModel):
+    """One optimizer of a tuned comparison: its block and its own search space (SGD has no ρ)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(..., min_length=1, max_length=100)
+    optimizer: dict[str, Any] = Field(..., description="the optimizer block of the job spec")
+    search_space: dict[str, Distribution] = Field(..., min_length=1, max_length=32)
+
+
+class TunedBody(BaseModel):
+    """A tuned comparison (`POST /v1/benchmarks` with `mode: tuned`): each optimizer is
+    tuned by a study on the same budget, then its best configuration re-runs over `seeds`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["tuned"]
+    name: str | None = Field(None, max_length=200)
+    tags: list[str] = Field(default_factory=list, max_length=32)
+    base: dict[str, Any] = Field(..., description="a job spec with a validation split")
+    optimizers: list[TunedOptimizer] = Field(..., min_length=1, max_length=16)
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    pruner: PrunerSpec = Field(default_factory=PrunerSpec)
+    budget: Budget = Field(..., description="each optimizer's study gets this same budget")
+    objective: Objective = Field(default_factory=Objective)
+    seeds: list[int] = Field(default_factory=lambda: list(range(10)), min_length=1, max_length=1000)
+    baseline: str | None = Field(None, max_length=100, description="default: the first label")
+
+    @model_validator(mode="after")
+    def _labels(self) -> TunedBody:
+        labels = [o.label for o in self.optimizers]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"optimizers need distinct labels, got {labels}")
+        if self.baseline is not None and self.baseline not in labels:
+            raise ValueError(f"baseline {self.baseline!r} is not one of {labels}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds must be distinct")
+        return self
+
+    def study_bodies(self) -> list[tuple[str, StudyBody]]:
+        """(label, the study body) per optimizer: the base with its block, its space."""
+        out = []
+        for item in self.optimizers:
+            base = {**copy.deepcopy(self.base), "optimizer": copy.deepcopy(item.optimizer)}
+            body = StudyBody(
+                name=f"{self.name or 'tuned'}·{item.label}"[:200],
+                tags=self.tags,
+                base=base,
+                search_space=item.search_space,
+                sampler=self.sampler,
+                pruner=self.pruner,
+                budget=self.budget,
+                objective=self.objective,
+            )
+            out.append((item.label, body))
+        return out
