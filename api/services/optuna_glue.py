@@ -133,12 +133,17 @@ def pruner(body: StudyBody) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(db_url: str, optuna_name: str, body: StudyBody, n_trials: int = 0) -> optuna.Study:
-    """The study's Optuna study (created on first use), with a sampler for trial `n_trials`."""
+def open_study(
+    db_url: str, optuna_name: str, body: StudyBody, n_trials: int | None = None
+) -> optuna.Study:
+    """The study's Optuna study (created on first use): with the body's sampler seeded for
+    asking trial `n_trials`, or, for reporting and telling, a plain random sampler (the
+    grid sampler's `after_trial` calls `Study.stop`, which works only inside `optimize`)."""
+    plain = n_trials is None
     return optuna.create_study(
         study_name=optuna_name,
         storage=storage(db_url),
-        sampler=sampler(body, n_trials),
+        sampler=optuna.samplers.RandomSampler(seed=0) if plain else sampler(body, n_trials or 0),
         pruner=pruner(body),
         direction=body.objective.direction,
         load_if_exists=True,
@@ -147,7 +152,7 @@ def open_study(db_url: str, optuna_name: str, body: StudyBody, n_trials: int = 0
 
 def ask(db_url: str, optuna_name: str, body: StudyBody) -> FrozenTrial:
     """Ask for one new trial; returns it frozen (its `number` and `params`)."""
-    n_trials = len(open_study(db_url, optuna_name, body).get_trials(deepcopy=False))
+    n_trials = len(trials(open_study(db_url, optuna_name, body)))
     study = open_study(db_url, optuna_name, body, n_trials)
     trial = study.ask(distributions(body))
     return study._storage.get_trial(trial._trial_id)
