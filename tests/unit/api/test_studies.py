@@ -140,7 +140,7 @@ def test_the_median_pruner_stops_a_worse_running_trial_which_ends_pruned(client,
         (
             {"search_space": {"optimizer.base.lr": {"type": "uniform", "low": 0.1, "high": 1}}},
             "search_space.optimizer.base.lr",
-        ),  # fmt: skip
+        ),
         ({"budget": {"parallel": 2}}, "budget"),
     ],
 )
