@@ -20,6 +20,7 @@ from api.services.benchmarks import (
     submit_benchmark,
 )
 from api.services.tuned import submit_tuned
+from flatlab.tuned_presets import TUNED_PRESETS, apply_tuned_preset
 from store.benchmarks import list_benchmarks, status_counts
 from store.models import Benchmark
 
@@ -156,6 +157,8 @@ def create_benchmark(
     """Expand and validate the grid, create one job per point, queue them after commit.
     In `mode: tuned`, create one study per optimizer; the re-runs follow their end."""
     raw = body.model_dump(exclude_unset=True)
+    if raw.get("preset") in TUNED_PRESETS:
+        raw = apply_tuned_preset(raw)
     if raw.get("mode") == "tuned":
         benchmark, _ = submit_tuned(
             session=session, settings=settings, team_id=caller.team_id, request=raw
