@@ -13,30 +13,25 @@ asks what an uninterrupted run would have asked.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 from typing import Any
 
 import optuna
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
-from sam_core.spec.study import Distribution, StudyBody
+from flatlab import optuna_space as space
+from flatlab.optuna_space import distribution
+from sam_core.spec.study import StudyBody
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 log = logging.getLogger(__name__)
 
 _storages: dict[str, optuna.storages.RDBStorage] = {}
 _lock = threading.Lock()
-PRIMITIVE = (type(None), bool, int, float, str)
 OPTUNA_SCHEMA = "optuna"
 
 
@@ -63,32 +58,17 @@ def storage(db_url: str) -> optuna.storages.RDBStorage:
         return _storages[db_url]
 
 
-def distribution(dist: Distribution) -> BaseDistribution:
-    """The Optuna distribution of one search-space dimension (choices as JSON text when
-    they are not plain values: Optuna's categorical holds only None, bool, int, float, str)."""
-    if dist.type == "categorical":
-        choices = dist.choices or []
-        if all(isinstance(c, PRIMITIVE) for c in choices):
-            return CategoricalDistribution(choices)
-        return CategoricalDistribution([json.dumps(c, sort_keys=True) for c in choices])
-    low, high = float(dist.low or 0.0), float(dist.high or 0.0)
-    if dist.type == "int":
-        return IntDistribution(int(low), int(high), log=dist.log, step=dist.step or 1)
-    return FloatDistribution(low, high, log=dist.type == "log_uniform")
-
-
 def distributions(body: StudyBody) -> dict[str, BaseDistribution]:
-    return {path: distribution(d) for path, d in body.search_space.items()}
+    return {path: distribution(d.model_dump()) for path, d in body.search_space.items()}
 
 
 def decode(body: StudyBody, params: dict[str, Any]) -> dict[str, Any]:
     """A trial's Optuna params as spec values (JSON-text choices decoded)."""
-    out = {}
-    for path, value in params.items():
-        dist = body.search_space[path]
-        plain = all(isinstance(c, PRIMITIVE) for c in dist.choices or [])
-        out[path] = json.loads(value) if dist.type == "categorical" and not plain else value
-    return out
+    return space.decode(_space(body), params)
+
+
+def _space(body: StudyBody) -> dict[str, dict[str, Any]]:
+    return {path: d.model_dump() for path, d in body.search_space.items()}
 
 
 def sampler(body: StudyBody, n_trials: int) -> optuna.samplers.BaseSampler:

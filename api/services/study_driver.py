@@ -118,13 +118,15 @@ def drive_study(session: Session, settings: Settings, study: Study, done: Pass) 
     for number, orphan in sorted(frozen.items()):  # asked, but the pass died before its job
         if number not in known and orphan.state == TrialState.RUNNING:
             _materialize(session, settings, study, body, orphan, done)
-    while _budget_left(session, study, body):
-        asked = glue.ask(settings.db_url, study.optuna_name, body)
-        _materialize(session, settings, study, body, asked, done)
+    asked = len(frozen)  # a trial whose spec is refused is told failed and has no row
+    while _budget_left(session, study, body, asked):
+        new = glue.ask(settings.db_url, study.optuna_name, body)
+        asked += 1
+        _materialize(session, settings, study, body, new, done)
     _update_best(study, optuna_study, body)
     open_trials = [t for t, _ in study_trials(session=session, study_id=study.id)]
     if not any(t.state == "running" for t in open_trials) and not _budget_left(
-        session, study, body, parallel=False
+        session, study, body, asked, parallel=False
     ):
         study.status = "succeeded" if study.best_trial is not None else "failed"
         if study.best_trial is None:
@@ -221,8 +223,11 @@ def _materialize(
     )
 
 
-def _budget_left(session: Session, study: Study, body: StudyBody, *, parallel: bool = True) -> bool:
-    """Whether another trial may start now (`parallel`: and a slot is free)."""
+def _budget_left(
+    session: Session, study: Study, body: StudyBody, asked: int, *, parallel: bool = True
+) -> bool:
+    """Whether another trial may start now (`parallel`: and a slot is free); `asked` counts
+    every trial Optuna gave, those refused before they had a job included."""
     if study.status != "running":
         return False
     rows = [t for t, _ in study_trials(session=session, study_id=study.id)]
@@ -230,10 +235,10 @@ def _budget_left(session: Session, study: Study, body: StudyBody, *, parallel: b
     if parallel and running >= body.budget.parallel:
         return False
     grid = glue.grid_size(body)
-    if grid is not None and len(rows) >= grid:
+    if grid is not None and asked >= grid:
         return False
     if body.budget.trials is not None:
-        return len(rows) < body.budget.trials
+        return asked < body.budget.trials
     finished = [t.grad_evals or 0.0 for t in rows if t.state != "running"]
     expected = sum(finished) / len(finished) if finished else 0.0
     return sum(finished) + running * expected < (body.budget.grad_evals or 0.0)

@@ -95,6 +95,10 @@ def test_a_grid_study_runs_each_point_as_a_job_and_reports_the_best(client, app)
     assert report["trials_by_state"]["complete"] == 3
     assert report["budget"]["grad_evals_used"] == 60.0
     assert report["history"][-1] == {"trials": 3, "grad_evals": 60.0, "trial": 2, "best_value": 0.3}
+    history = client.get(f"/v1/studies/{study_id}/plots/history", params={"format": "svg"})
+    assert history.status_code == 200 and 'id="line-best"' in history.text
+    importance = client.get(f"/v1/studies/{study_id}/plots/importance", params={"format": "svg"})
+    assert importance.status_code == 200 and 'id="bar-optimizer.base.lr"' in importance.text
 
 
 def test_the_median_pruner_stops_a_worse_running_trial_which_ends_pruned(client, app):
@@ -153,6 +157,8 @@ def test_a_study_that_cannot_run_is_refused_naming_the_field(client, change, fie
 def test_cancel_stops_the_study_and_its_queued_trials(client, app):
     study_id = client.post("/v1/studies", json=body()).json()["id"]
     drive(app)
+    waiting = client.get(f"/v1/studies/{study_id}/plots/history")
+    assert waiting.status_code == 409 and "no trial has completed" in waiting.json()["detail"]
     answer = client.post(f"/v1/studies/{study_id}/cancel").json()
     assert answer["cancelled"] == 3
     assert client.get(f"/v1/studies/{study_id}").json()["status"] == "cancelled"
