@@ -31,7 +31,13 @@ from api.services import optuna_glue as glue
 from api.services.jobs import auto_queue_now, enqueue_group_after_commit
 from api.services.tuned import start_reruns, tuned_benchmarks_waiting
 from flatlab.settings import Settings
-from sam_core.spec.study import StudyBody, StudyInvalid, apply_params, intermediate_metric
+from sam_core.spec.study import (
+    MAX_TRIALS,
+    StudyBody,
+    StudyInvalid,
+    apply_params,
+    intermediate_metric,
+)
 from store.db import session_scope
 from store.jobs import create_job
 from store.models import Job, Study, StudyTrial, utcnow
@@ -228,7 +234,7 @@ def _budget_left(
 ) -> bool:
     """Whether another trial may start now (`parallel`: and a slot is free); `asked` counts
     every trial Optuna gave, those refused before they had a job included."""
-    if study.status != "running":
+    if study.status != "running" or asked >= MAX_TRIALS:
         return False
     rows = [t for t, _ in study_trials(session=session, study_id=study.id)]
     running = sum(t.state == "running" for t in rows)

@@ -103,13 +103,17 @@ class PrunerSpec(BaseModel):
     reduction_factor: int = Field(3, ge=2, le=100, description="hyperband")
 
 
+MAX_TRIALS = 10_000  # a study never asks for more, whatever its budget
+
+
 class Budget(BaseModel):
     """Trials, or gradient evaluations summed over the trials (`grad_evals` of their
-    summaries; running trials count what they have done so far)."""
+    summaries; running trials are expected to cost the mean of the finished ones).
+    Either way a study asks for at most `MAX_TRIALS` trials."""
 
     model_config = ConfigDict(extra="forbid")
 
-    trials: int | None = Field(None, ge=1, le=10_000)
+    trials: int | None = Field(None, ge=1, le=MAX_TRIALS)
     grad_evals: float | None = Field(None, gt=0)
     parallel: int = Field(2, ge=1, le=256, description="trials running at once")
 
