@@ -17,8 +17,20 @@ from api.errors import install_error_handlers
 from api.input_guard import InputGuard, check_route_input
 from api.observability import ApiMetrics, MetricsMiddleware
 from api.openapi import install_openapi
-from api.routes import benchmarks, catalog, datasets, health, jobs, keys, plots, presets, results
+from api.routes import (
+    benchmarks,
+    catalog,
+    datasets,
+    health,
+    jobs,
+    keys,
+    plots,
+    presets,
+    results,
+    studies,
+)
 from api.routes.ui import install_ui
+from api.services.study_driver import StudyDriver
 from flatlab.broker import make_celery
 from flatlab.settings import Settings, get_settings
 from store.db import make_engine, make_session_factory
@@ -32,7 +44,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
         migrations.upgrade(settings.db_url)
     gate(app).slots  # noqa: B018 — sizes this loop's thread pool before the first request
+    driver = None
+    if settings.study_poll_seconds > 0:
+        driver = StudyDriver(settings, app.state.celery, app.state.session_factory)
+        driver.start()
+    app.state.study_driver = driver
     yield
+    if driver is not None:
+        driver.close()
+        driver.join(timeout=10)
     app.state.engine.dispose()
     app.state.probe_engine.dispose()
 
@@ -65,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(InputGuard, api=app, settings=settings)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
-    for module in (jobs, benchmarks, plots, presets, results, datasets, catalog, keys, health):
+    routers = (jobs, benchmarks, studies, plots, presets, results, datasets, catalog, keys, health)
+    for module in routers:
         app.include_router(module.router)
     install_ui(app)
     install_openapi(app)

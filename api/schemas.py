@@ -98,7 +98,7 @@ class JobPublic(BaseModel):
 class JobsQuery(BaseModel):
     """Filters of `GET /v1/jobs`; all must hold."""
 
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled", "pruned"] | None = None
     optimizer: str | None = None
     model: str | None = None
     dataset: str | None = None

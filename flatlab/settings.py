@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     # Embedded filesystem broker: how often a worker looks for a new message (it cannot be
     # woken). Each look lists one folder per queue, so 20 ms costs little CPU.
     broker_poll_seconds: float = Field(0.02, gt=0, le=5)
+    # how often the API's study driver asks, reports to and tells Optuna (0: off)
+    study_poll_seconds: float = Field(2.0, ge=0)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
 

@@ -26,8 +26,15 @@ from sam_core.spec import (
     MeasureSpec,
     ResourcesSpec,
     TrainingSpec,
+    _DataCommon,
 )
-from sam_core.spec.catalog import DATASETS, EVAL_METRICS, MEASURES, MODELS
+from sam_core.spec.catalog import (
+    DATASETS,
+    EVAL_METRICS,
+    MEASURES,
+    MODELS,
+    VALIDATION_EVAL_METRICS,
+)
 from sam_core.spec.optimizers import RULES, BaseOptimizerParams, ScheduleParams
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "spec_reference.md"
@@ -134,10 +141,16 @@ def render() -> str:
     parts.append(
         "Always recorded at each evaluation (not listed in `measure.sharpness`): "
         + ", ".join(f"`{m}`" for m in EVAL_METRICS)
+        + "; with a validation split (`data.validation_fraction` > 0) also "
+        + ", ".join(f"`{m}`" for m in VALIDATION_EVAL_METRICS)
         + ".\n"
     )
     parts += _entries("the SAM family (and its baselines)", "optimizer", RULES)
     parts += _entries("models", "model", MODELS)
+    parts += [
+        "## `data`: fields every data set takes (beside its own, below)\n",
+        fields_table(_DataCommon),
+    ]
     parts += _entries("data sets", "data", DATASETS)
     parts += _entries("measures (items of `measure.sharpness`)", "measure.sharpness", MEASURES)
     return "\n".join(parts)

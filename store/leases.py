@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from store.models import Job, utcnow
@@ -192,20 +192,35 @@ def finish_job(
     error: str | None = None,
     now: datetime | None = None,
 ) -> bool:
-    """End a running job held by `worker_id` with a terminal status; False if it was not held."""
+    """End a running job held by `worker_id` with a terminal status; False if it was not held.
+
+    A `cancelled` job whose stop a study's pruner asked for (`jobs.stop_reason`
+    set) ends `pruned`, with the pruner's message as its error.
+    """
     if status not in ("succeeded", "failed", "cancelled"):
         raise ValueError(f"finish_job needs a terminal status, got {status!r}")
+    values: dict[str, Any] = {"status": status, "failure_reason": failure_reason, "error": error}
+    if status == "cancelled":
+        values = _pruned_or(values)
     return _set_if_held(
         session,
         job_id,
         worker_id,
-        status=status,
         summary=summary,
-        failure_reason=failure_reason,
-        error=error,
         finished_at=db_clock(session, now),
         lease_expires_at=None,
+        **values,
     )
+
+
+def _pruned_or(values: dict[str, Any]) -> dict[str, Any]:
+    """SQL values that end a job `pruned` when its `stop_reason` is set, else as `values`."""
+    pruned = Job.stop_reason.is_not(None)
+    return {
+        "status": case((pruned, "pruned"), else_=values["status"]),
+        "failure_reason": case((pruned, "pruned"), else_=values["failure_reason"]),
+        "error": case((pruned, Job.stop_reason), else_=values["error"]),
+    }
 
 
 def release_job(*, session: Session, job_id: str, worker_id: str) -> bool:
@@ -366,10 +381,14 @@ def cancel_if_requested(*, session: Session, job_id: str, now: datetime | None =
             Job.cancel_requested_at.is_not(None),
         )
         .values(
-            status="cancelled",
-            failure_reason="cancelled",
-            error="cancelled before it started",
             finished_at=now,
+            **_pruned_or(
+                {
+                    "status": "cancelled",
+                    "failure_reason": "cancelled",
+                    "error": "cancelled before it started",
+                }
+            ),
         )
         .execution_options(synchronize_session=False)
     )

@@ -38,8 +38,9 @@ NAMING = {
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "pruned")
+# `pruned`: a study's pruner stopped the trial early (`jobs.stop_reason` says why)
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "pruned")
 FAILURE_REASONS = (
     "user_error",
     "diverged",
@@ -49,7 +50,9 @@ FAILURE_REASONS = (
     "exhausted_retries",
     "infra",
     "cancelled",
+    "pruned",
 )
+STUDY_STATUSES = ("running", "succeeded", "cancelled", "failed")
 
 
 def new_id() -> str:
@@ -151,6 +154,8 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # set with cancel_requested_at when a study's pruner stops the job: it then ends `pruned`
+    stop_reason: Mapped[str | None] = mapped_column(Text)
 
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -316,3 +321,54 @@ class JobResultMetric(Base):
     metric: Mapped[str] = mapped_column(Text, primary_key=True)
     value: Mapped[float] = mapped_column(Float)
     cell_key: Mapped[str] = mapped_column(String(32))
+
+
+class Study(Base):
+    """A hyperparameter search run by Optuna; its Optuna state is `optuna_name` in the same
+    database (Optuna's own tables), its trials are jobs linked by `study_trials`."""
+
+    __tablename__ = "studies"
+    __table_args__ = (Index("ix_studies_team_created", "team_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    team_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    optuna_name: Mapped[str] = mapped_column(String(100), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="running", index=True)
+    metric: Mapped[str] = mapped_column(String(100))
+    direction: Mapped[str] = mapped_column(String(10))
+    tags: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    # the tuned-comparison benchmark this study tunes one optimizer for
+    benchmark_id: Mapped[str | None] = mapped_column(
+        ForeignKey("benchmarks.id", ondelete="SET NULL"), index=True
+    )
+    label: Mapped[str | None] = mapped_column(String(100))
+    best_value: Mapped[float | None] = mapped_column(Float)
+    best_trial: Mapped[int | None] = mapped_column(Integer)
+    best_params: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StudyTrial(Base):
+    """One Optuna trial of a study and the job that runs it (a reused job may serve several)."""
+
+    __tablename__ = "study_trials"
+
+    study_id: Mapped[str] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    state: Mapped[str] = mapped_column(
+        String(20), default="running"
+    )  # running|complete|pruned|fail
+    value: Mapped[float | None] = mapped_column(Float)
+    grad_evals: Mapped[float | None] = mapped_column(Float)
+    reported_step: Mapped[int] = mapped_column(BigInteger, default=-1)
+    reused: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from api.db_gate import run_outside
 from api.deps import CallerDep, SessionDep, SettingsDep, WriterDep
 from api.routes.params import plain_text_params
+from api.routes.studies import wake_driver
 from api.schemas import UtcDatetime
 from api.services.benchmarks import (
     benchmark_report,
@@ -19,6 +20,8 @@ from api.services.benchmarks import (
     enqueue_jobs,
     submit_benchmark,
 )
+from api.services.tuned import submit_tuned
+from flatlab.tuned_presets import TUNED_PRESETS, apply_tuned_preset
 from store.benchmarks import list_benchmarks, status_counts
 from store.models import Benchmark
 
@@ -59,6 +62,18 @@ class BenchmarkCreate(BaseModel):
     baseline: str | None = None
     reuse: bool | None = None
     preset: str | None = Field(None, description="a name from GET /v1/presets")
+    mode: Literal["grid", "tuned"] | None = Field(
+        None,
+        description="`tuned`: tune each of `optimizers` by a study on the same `budget`, then "
+        "re-run each one's best configuration over `seeds` (default 10) and compare",
+    )
+    optimizers: list[dict[str, Any]] | None = Field(
+        None, description="tuned: each `{label, optimizer, search_space}`"
+    )
+    sampler: dict[str, Any] | None = Field(None, description="tuned: as in POST /v1/studies")
+    pruner: dict[str, Any] | None = Field(None, description="tuned: as in POST /v1/studies")
+    budget: dict[str, Any] | None = Field(None, description="tuned: each study's budget")
+    objective: dict[str, Any] | None = Field(None, description="tuned: a validation metric")
 
 
 class BenchmarkPublic(BaseModel):
@@ -123,6 +138,11 @@ class BenchmarkReport(BenchmarkPublic):
     progress: dict[str, Any]
     job_list: list[BenchmarkJobPublic]
     comparison: dict[str, Any]
+    tuning: dict[str, Any] | None = Field(
+        None,
+        description="tuned mode: what was tuned, on what split, with what budget; each "
+        "optimizer's study, best configuration and tuning curve",
+    )
 
 
 @router.post("", status_code=202, response_model=BenchmarkCreated)
@@ -135,8 +155,20 @@ def create_benchmark(
     settings: SettingsDep,
     caller: WriterDep,
 ) -> BenchmarkCreated:
-    """Expand and validate the grid, create one job per point, queue them after commit."""
+    """Expand and validate the grid, create one job per point, queue them after commit.
+    In `mode: tuned`, create one study per optimizer; the re-runs follow their end."""
     raw = body.model_dump(exclude_unset=True)
+    if raw.get("preset") in TUNED_PRESETS:
+        raw = apply_tuned_preset(raw)
+    if raw.get("mode") == "tuned":
+        benchmark, _ = submit_tuned(
+            session=session, settings=settings, team_id=caller.team_id, request=raw
+        )
+        background.add_task(wake_driver, request)
+        response.headers["Location"] = f"/v1/benchmarks/{benchmark.id}"
+        public = BenchmarkPublic.from_benchmark(benchmark, jobs=0, created=0)
+        return BenchmarkCreated(**public.model_dump())
+    raw.pop("mode", None)
     done = submit_benchmark(session=session, settings=settings, team_id=caller.team_id, request=raw)
     state = request.app.state
     background.add_task(
@@ -235,4 +267,5 @@ def read_benchmark(
             for link, job in rows
         ],
         comparison=report["comparison"],
+        tuning=report.get("tuning"),
     )

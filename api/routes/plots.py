@@ -21,13 +21,17 @@ from api.deps import CallerDep, SessionDep, SettingsDep
 from api.services.benchmarks import benchmark_report
 from api.services.comparison import GAPS, Run, sharpness_names
 from api.services.names import SUMMARY_METRICS, designed_metric
+from api.services.studies import study_state
+from api.services.tuned import tuning_report
 from flatlab import plots
 from flatlab.plots.jobs import CURVE_PANELS, LAMBDA_MAX, NOT_OVER_STEPS
 from sam_core.spec.catalog import MEASURES
 from store.artifacts import list_artifacts
+from store.benchmarks import get_benchmark
 from store.errors import Conflict, Unprocessable
 from store.jobs import get_job
 from store.metrics import read_metric_points
+from store.studies import get_study
 
 router = APIRouter(tags=["plots"])
 
@@ -155,12 +159,15 @@ def benchmark_plot(
     ] = "gen_gap_acc",
 ) -> Response:
     """A benchmark's plot: `comparison` (mean and 95% interval of `metric` per
-    configuration) or `sharpness_gap` (a sharpness measure against the generalization
-    gap over all succeeded runs, with Kendall's τ)."""
+    configuration), `sharpness_gap` (a sharpness measure against the generalization
+    gap over all succeeded runs, with Kendall's τ) or, for a tuned benchmark,
+    `tuning_curves` (each optimizer's best objective so far against its budget)."""
     if kind not in plots.BENCHMARK_KINDS:
         raise _unknown("kind", kind, plots.BENCHMARK_KINDS)
     if metric is not None and not designed_metric(metric, summary=True):
         raise _unknown("metric", metric, [*SUMMARY_METRICS, *MEASURES])  # before any 409
+    if kind == "tuning_curves":
+        return _tuning_curves(session, caller.team_id, benchmark_id, format)
     report = benchmark_report(
         session=session,
         team_id=caller.team_id,
@@ -201,3 +208,37 @@ def benchmark_plot(
     assert gap in GAPS
     points = [(r.label, (r.summary or {}).get(chosen), (r.summary or {}).get(gap)) for r in runs]
     return _render(lambda: plots.sharpness_gap(points, chosen, gap), format)
+
+
+def _tuning_curves(session: Any, team_id: str, benchmark_id: str, fmt: str) -> Response:
+    benchmark = get_benchmark(session=session, benchmark_id=benchmark_id, team_id=team_id)
+    if benchmark.body.get("mode") != "tuned":
+        raise Conflict(
+            f"benchmark {benchmark_id} is a grid: tuning curves are drawn for a tuned "
+            "benchmark (mode: tuned)",
+            missing="studies",
+        )
+    tuning = tuning_report(session, benchmark)
+    x = "trials" if tuning["budget"].get("trials") is not None else "grad_evals"
+    metric = tuning["objective"]["metric"]
+    return _render(lambda: plots.tuning_curves(tuning["optimizers"], metric, x=x), fmt)
+
+
+@router.get(
+    "/v1/studies/{study_id}/plots/{kind}", response_class=Response, responses=IMAGE_RESPONSES
+)
+def study_plot(
+    study_id: str, kind: str, session: SessionDep, caller: CallerDep, format: Format = "png"
+) -> Response:
+    """A study's plot: `history` (each complete trial's objective and the best so far) or
+    `importance` (Optuna's fANOVA importance of each searched path)."""
+    if kind not in plots.STUDY_KINDS:
+        raise _unknown("kind", kind, plots.STUDY_KINDS)
+    study = get_study(session=session, study_id=study_id, team_id=caller.team_id)
+    trials = study_state(session=session, study=study)["trials"]
+    if kind == "history":
+        return _render(
+            lambda: plots.optimization_history(trials, study.metric, study.direction), format
+        )
+    space = study.body["search_space"]
+    return _render(lambda: plots.parameter_importance(trials, space, study.direction), format)

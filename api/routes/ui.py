@@ -28,6 +28,7 @@ router = APIRouter(include_in_schema=False)
 PAGES = {
     "jobs": "Jobs",
     "benchmarks": "Benchmarks",
+    "studies": "Studies",
     "results": "Results",
     "submit": "Submit",
 }
@@ -64,6 +65,16 @@ def benchmarks_page(request: Request) -> HTMLResponse:
 @router.get("/ui/benchmarks/{benchmark_id}")
 def benchmark_page(request: Request, benchmark_id: str) -> HTMLResponse:
     return _page(request, "benchmark.html", active="benchmarks", benchmark_id=benchmark_id)
+
+
+@router.get("/ui/studies")
+def studies_page(request: Request) -> HTMLResponse:
+    return _page(request, "studies.html", active="studies")
+
+
+@router.get("/ui/studies/{study_id}")
+def study_page(request: Request, study_id: str) -> HTMLResponse:
+    return _page(request, "study.html", active="studies", study_id=study_id)
 
 
 @router.get("/ui/results")

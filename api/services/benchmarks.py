@@ -19,6 +19,7 @@ from api.services.comparison import BUDGET_METRICS, Run, compare
 from api.services.datasets import check_dataset_access
 from api.services.jobs import auto_queue_now, check_data_present, enqueue_group_after_commit
 from api.services.names import check_summary_metrics
+from api.services.tuned import tuning_report
 from flatlab.presets import UnknownPreset, apply_preset
 from flatlab.settings import Settings
 from sam_core.spec import JobSpec
@@ -36,7 +37,7 @@ from store.benchmarks import (
 )
 from store.errors import NotFound, Unprocessable
 from store.jobs import cancel_jobs, create_job
-from store.models import Benchmark, Job
+from store.models import TERMINAL_STATUSES, Benchmark, Job
 from store.results import summary_keys
 
 SERIES = (*BUDGET_METRICS, "grad_evals")
@@ -171,8 +172,8 @@ def benchmark_report(
     ]
     counts = count_by_status(session=session, benchmark_id=benchmark_id)
     total = sum(counts.values())
-    finished = sum(counts[s] for s in ("succeeded", "failed", "cancelled"))
-    return {
+    finished = sum(counts[s] for s in TERMINAL_STATUSES)
+    out: dict[str, Any] = {
         "benchmark": benchmark,
         "jobs": rows,
         "progress": {
@@ -182,6 +183,11 @@ def benchmark_report(
         },
         "comparison": compare(runs, baseline=benchmark.baseline, metric=metric, order=order),
     }
+    if benchmark.body.get("mode") == "tuned":  # done only once the re-runs have run
+        out["tuning"] = tuning_report(session, benchmark)
+        if out["tuning"]["phase"] == "tuning":
+            out["progress"]["fraction_done"] = 0.0
+    return out
 
 
 def cancel_unfinished(*, session: Session, team_id: str, benchmark_id: str) -> tuple[int, int, int]:

@@ -22,6 +22,7 @@ from functools import cache
 from typing import Any, NoReturn
 
 from sam_core.spec import DATASETS, EVAL_METRICS, MEASURES, MODELS, RULES, JobSpec
+from sam_core.spec.catalog import VALIDATION_EVAL_METRICS
 from store.errors import Unprocessable
 from store.models import JOB_STATUSES
 
@@ -29,8 +30,11 @@ from store.models import JOB_STATUSES
 STEP_METRICS = ("train_loss_step", "train_acc_step", "lr", "grad_evals", "rho")
 # A finished run's summary: the last evaluation as `final_*`, the best, and its costs.
 FINAL_METRICS = tuple(f"final_{m}" for m in ("train_loss", "test_loss", "train_acc", "test_acc"))
+# With a validation split (`data.validation_fraction`): what studies tune on.
+VALIDATION_SUMMARY = ("final_val_loss", "final_val_acc", "best_val_loss", "best_val_acc")
 SUMMARY_METRICS = (
     *FINAL_METRICS,
+    *VALIDATION_SUMMARY,
     "gen_gap_loss",
     "gen_gap_acc",
     "best_test_acc",
@@ -104,7 +108,7 @@ def check_summary_metrics(
 
 
 def _designed(summary: bool) -> tuple[str, ...]:
-    return SUMMARY_METRICS if summary else (*EVAL_METRICS, *STEP_METRICS)
+    return SUMMARY_METRICS if summary else (*EVAL_METRICS, *VALIDATION_EVAL_METRICS, *STEP_METRICS)
 
 
 def check_spec_path(where: str, parts: tuple[str, ...]) -> None:

@@ -2,7 +2,7 @@
 
 Stack (`stack`): up, down, api, worker, reconcile. Operators (`database`,
 `keys`): db upgrade, keys create|revoke|ls. Work, on the Python client
-(`flatlab.client`): submit, jobs, bench, results, plot, demo. Exit codes are
+(`flatlab.client`): submit, jobs, bench, study, results, plot, demo. Exit codes are
 listed in `flatlab.cli.common` and docs/cli.md.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from flatlab.cli import bench, database, demo, jobs, keys, plot, results, stack
+from flatlab.cli import bench, database, demo, jobs, keys, plot, results, stack, study
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -24,6 +24,7 @@ app.command()(results.results)
 app.command()(demo.demo)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(bench.app, name="bench")
+app.add_typer(study.app, name="study")
 app.add_typer(plot.app, name="plot")
 app.add_typer(database.app, name="db")
 app.add_typer(keys.app, name="keys")

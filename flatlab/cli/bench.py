@@ -154,7 +154,7 @@ def _show_comparison(
     if report.comparison.get("baseline"):
         console.print(paired_table(report, metrics))
     for job in report.failed_jobs:
-        if job.status in ("failed", "cancelled"):
+        if job.status in ("failed", "cancelled", "pruned"):
             console.print(f"[red]{job.label} seed {job.seed}: {job.status}[/red]")
 
 

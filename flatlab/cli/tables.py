@@ -18,7 +18,13 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("hessian_top_eigenvalue", "λ_max", "{:.2f}"),
     ("train_seconds", "train s", "{:.1f}"),
 )
-STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
+STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "pruned": "magenta",
+    "running": "cyan",
+}
 
 
 def jobs_table(jobs: Iterable[Job]) -> Table:

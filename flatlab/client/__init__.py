@@ -32,6 +32,8 @@ from flatlab.client.models import (
     BenchmarkReport,
     Dataset,
     Job,
+    Study,
+    StudyReport,
 )
 from flatlab.client.specs import SpecError, load_spec
 
@@ -59,6 +61,8 @@ __all__ = [
     "NotFound",
     "ServerError",
     "SpecError",
+    "Study",
+    "StudyReport",
     "Unauthenticated",
     "ValidationError",
     "load_spec",

@@ -31,6 +31,7 @@ from flatlab.client.models import (
     Job,
 )
 from flatlab.client.specs import is_benchmark, load_spec
+from flatlab.client.studies import StudiesMixin
 from flatlab.client.waiting import wait_benchmark, wait_job
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ JOB_PLOTS = ("curves", "measures", "landscape_1d", "landscape_2d", "density")
 BENCHMARK_PLOTS = ("comparison", "sharpness_gap")
 
 
-class Client:
+class Client(StudiesMixin):
     """A session with one flatlab API.
 
     Args:

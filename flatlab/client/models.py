@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+TERMINAL = ("succeeded", "failed", "cancelled", "pruned")
 
 
 class _Model(BaseModel):
@@ -88,10 +88,13 @@ class BenchmarkReport(Benchmark):
     progress: dict[str, Any] = Field(default_factory=dict)
     job_list: list[BenchmarkJob] = Field(default_factory=list)
     comparison: dict[str, Any] = Field(default_factory=dict)
+    tuning: dict[str, Any] | None = Field(
+        None, description="tuned mode: each optimizer's study, best configuration and curve"
+    )
 
     @property
     def done(self) -> bool:
-        """Every job of the grid ended."""
+        """Every job of the grid ended (in tuned mode: every re-run)."""
         return bool(self.job_list) and all(j.status in TERMINAL for j in self.job_list)
 
     @property
@@ -125,3 +128,38 @@ class ApiKey(_Model):
     read_only: bool | None = None
     created_at: datetime | None = None
     revoked: bool | None = None
+
+
+class Study(_Model):
+    """A study as created or listed: its objective, status and best so far."""
+
+    id: str
+    name: str | None = None
+    status: str = "running"
+    metric: str | None = None
+    direction: str | None = None
+    benchmark_id: str | None = None
+    label: str | None = None
+    best_value: float | None = None
+    best_trial: int | None = None
+    best_params: dict[str, Any] | None = None
+    error: str | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    trials_by_state: dict[str, int] = Field(default_factory=dict)
+    body: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        """The study asks for no more trials and none is running."""
+        return self.status != "running"
+
+
+class StudyReport(Study):
+    """`GET /v1/studies/{id}`: every trial, trials and jobs by status, budget, tuning curve."""
+
+    best: dict[str, Any] | None = None
+    jobs_by_status: dict[str, int] = Field(default_factory=dict)
+    budget: dict[str, Any] = Field(default_factory=dict)
+    trials: list[dict[str, Any]] = Field(default_factory=list)
+    history: list[dict[str, Any]] = Field(default_factory=list)

@@ -12,14 +12,17 @@ from flatlab.plots.figure import FORMATS, MissingData, to_bytes
 from flatlab.plots.jobs import curves, measures
 from flatlab.plots.landscape import density, landscape_1d, landscape_2d
 from flatlab.plots.series import downsample
+from flatlab.plots.studies import optimization_history, parameter_importance, tuning_curves
 
 JOB_KINDS = ("curves", "measures", "landscape_1d", "landscape_2d", "density")
-BENCHMARK_KINDS = ("comparison", "sharpness_gap")
+BENCHMARK_KINDS = ("comparison", "sharpness_gap", "tuning_curves")
+STUDY_KINDS = ("history", "importance")
 
 __all__ = [
     "BENCHMARK_KINDS",
     "FORMATS",
     "JOB_KINDS",
+    "STUDY_KINDS",
     "MissingData",
     "comparison",
     "curves",
@@ -28,6 +31,9 @@ __all__ = [
     "landscape_1d",
     "landscape_2d",
     "measures",
+    "optimization_history",
+    "parameter_importance",
     "sharpness_gap",
     "to_bytes",
+    "tuning_curves",
 ]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from sam_core.data import cifar, digits, npz, papers, synthetic
 from sam_core.data.label_noise import with_label_noise
 from sam_core.data.task import DataError, TaskData
+from sam_core.data.validation import with_validation_split
 from sam_core.spec.catalog import DATASETS
 
 Loader = Callable[[Any, Path | None], TaskData]
@@ -29,7 +30,14 @@ LOADERS: dict[str, Loader] = {
 }
 
 # Fields of `spec.data` that say how to sample and corrupt, not what to load.
-SAMPLING_FIELDS = ("batch_size", "sampling", "tau", "reweight", "label_noise")
+SAMPLING_FIELDS = (
+    "batch_size",
+    "sampling",
+    "tau",
+    "reweight",
+    "label_noise",
+    "validation_fraction",
+)
 
 
 def list_datasets() -> list[str]:
@@ -37,7 +45,8 @@ def list_datasets() -> list[str]:
 
 
 def load_task(data_spec: BaseModel | Mapping[str, Any], data_dir: Path | None = None) -> TaskData:
-    """Load the data set `data_spec` names, with its label noise applied.
+    """Load the data set `data_spec` names, with its label noise applied and its
+    validation split (`validation_fraction`) carved from the (noisy) training set.
 
     `data_dir` is the folder of files (CIFAR folders, .npz files); synthetic
     sets and digits need none. Everything is a function of the spec's seeds.
@@ -47,6 +56,7 @@ def load_task(data_spec: BaseModel | Mapping[str, Any], data_dir: Path | None = 
     if name not in LOADERS:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(list_datasets())}")
     label_noise = raw.get("label_noise") or 0.0
+    validation = raw.get("validation_fraction") or 0.0
     for key in SAMPLING_FIELDS:
         raw.pop(key, None)
     try:
@@ -56,7 +66,8 @@ def load_task(data_spec: BaseModel | Mapping[str, Any], data_dir: Path | None = 
     task = LOADERS[name](params, Path(data_dir) if data_dir is not None else None)
     # The noise follows the data set's own seed, so every run on the set sees the same labels.
     seed = getattr(params, "data_seed", getattr(params, "split_seed", 0))
-    return with_label_noise(task, float(label_noise), seed)
+    task = with_label_noise(task, float(label_noise), seed)
+    return with_validation_split(task, float(validation), seed)
 
 
 def describe_datasets() -> list[dict[str, Any]]:

@@ -25,7 +25,8 @@ class TaskData:
     `teacher` is the noiseless target of a synthetic task (x → y, on x's device),
     `sample_inputs(n, generator)` draws fresh inputs from its input distribution
     (both None for real data), and `augment(x_batch, generator)` is the training
-    augmentation (None where there is none).
+    augmentation (None where there is none). `x_val`, `y_val` are the validation
+    examples held out of the training set (None without a validation split).
     """
 
     name: str
@@ -40,6 +41,9 @@ class TaskData:
     teacher: Teacher | None = None
     augment: Augment | None = None
     sample_inputs: InputSampler | None = None
+    # the validation split carved from the training data (`data.validation_fraction`)
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
 
     @property
     def n_train(self) -> int:

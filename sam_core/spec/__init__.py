@@ -79,6 +79,13 @@ class _DataCommon(StrictModel):
     tau: int | None = Field(None, ge=1, le=65_536, description="`tau_nice`: subset size")
     reweight: bool = Field(True, description="`importance`: weight losses by 1/(n q_i)")
     label_noise: float = Field(0.0, ge=0.0, le=1.0, description="fraction of labels flipped")
+    validation_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="share of the training examples held out (seeded by the data set's seed) "
+        "as a validation split: val_loss / val_acc; studies tune on it, never on the test set",
+    )
 
 
 _DATA_FIELDS = {k: (f.annotation, f) for k, f in _DataCommon.model_fields.items()}
@@ -262,11 +269,18 @@ class JobSpec(BaseModel):
         return "full" if self.optimizer.name == "gd" else self.data.sampling
 
     def canonical(self) -> dict[str, Any]:
-        """Everything that determines the result, defaults filled in."""
+        """Everything that determines the result, defaults filled in.
+
+        Sections at their defaults (`_DEFAULT_OMITTED`) and a zero
+        `data.validation_fraction` are left out, so specs written before those
+        fields existed keep their hash.
+        """
         out = self.model_dump(mode="json", exclude={"name", "tags"})
         for key, default in _DEFAULT_OMITTED.items():
             if getattr(self, key) == default:
                 del out[key]
+        if not out["data"].get("validation_fraction"):
+            out["data"].pop("validation_fraction", None)
         return out
 
     def hash(self) -> str:

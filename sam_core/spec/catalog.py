@@ -451,3 +451,5 @@ MEASURES: dict[str, Info] = {
 
 # Always recorded at every evaluation; not requested in `measure.sharpness`.
 EVAL_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "gen_gap_loss", "gen_gap_acc")
+# Recorded at each evaluation of a run with a validation split (`data.validation_fraction`).
+VALIDATION_EVAL_METRICS = ("val_loss", "val_acc")

@@ -256,6 +256,8 @@ class Ensemble:
             test_loss, test_acc, errors = self.net.evaluate(
                 self.params, evaluator.test_batches, self.task.teacher
             )
+            if evaluator.val_batches is not None:
+                val_loss, val_acc, _ = self.net.evaluate(self.params, evaluator.val_batches)
             seconds = time.perf_counter() - started
         for position, i in enumerate(self.active):
             member = self.members[i]
@@ -270,7 +272,10 @@ class Ensemble:
                 train = {"loss": train_loss[position], "accuracy": train_acc[position]}
                 test = {"loss": test_loss[position], "accuracy": test_acc[position]}
                 error = None if errors is None else errors[position]
-                evaluated = member.evaluator.evaluation(train, test, error)
+                val = None
+                if evaluator.val_batches is not None:
+                    val = {"loss": val_loss[position], "accuracy": val_acc[position]}
+                evaluated = member.evaluator.evaluation(train, test, error, val)
             member.run_evaluation(evaluated, evaluate=evaluate, measure=measure)
 
     def checkpoint(self, position: int) -> None:

@@ -45,6 +45,9 @@ class Evaluator:
         batch_size = spec.measure.batch_size
         self.train_batches = split(task.x_train, task.y_train, batch_size)
         self.test_batches = split(task.x_test, task.y_test, batch_size)
+        self.val_batches = (
+            split(task.x_val, task.y_val, batch_size) if task.x_val is not None else None
+        )
         self.items = [item for item in spec.measure.sharpness if item.name != "prediction_error"]
         self.names = _metric_names([item.name for item in self.items])
         wants_teacher = len(self.items) < len(spec.measure.sharpness)
@@ -59,20 +62,28 @@ class Evaluator:
         self.warm_starts: dict[str, Any] = {}
 
     def evaluate(self, model: nn.Module) -> Evaluation:
-        """Train and test loss (and accuracy), their gaps, and the teacher error."""
+        """Train, validation and test loss (and accuracy), their gaps, the teacher error."""
         train = _loss_and_accuracy(model, self.loss_fn, self.train_batches)
         test = _loss_and_accuracy(model, self.loss_fn, self.test_batches)
+        val = None
+        if self.val_batches is not None:
+            val = _loss_and_accuracy(model, self.loss_fn, self.val_batches)
         error = None
         if self.task.teacher is not None:
             error = sharpness.prediction_error(
                 model, self.loss_fn, self.test_batches, seed=self.seed, teacher=self.task.teacher
             ).value
-        return self.evaluation(train, test, error)
+        return self.evaluation(train, test, error, val)
 
     def evaluation(
-        self, train: dict[str, float], test: dict[str, float], prediction_error: float | None
+        self,
+        train: dict[str, float],
+        test: dict[str, float],
+        prediction_error: float | None,
+        val: dict[str, float] | None = None,
     ) -> Evaluation:
-        """The values from train and test `{"loss", "accuracy"}` and the teacher error.
+        """The values from train, test (and validation) `{"loss", "accuracy"}` and the
+        teacher error: `val_loss`, `val_acc` only with a validation split.
 
         A seed ensemble computes these for all its members at once and names them here.
         """
@@ -85,6 +96,10 @@ class Evaluator:
             values["train_acc"] = train["accuracy"]
             values["test_acc"] = test["accuracy"]
             values["gen_gap_acc"] = train["accuracy"] - test["accuracy"]
+        if val is not None:
+            values["val_loss"] = val["loss"]
+            if self.classification:
+                values["val_acc"] = val["accuracy"]
         if prediction_error is not None:
             values["prediction_error"] = float(prediction_error)
         return Evaluation(values)

@@ -263,14 +263,14 @@ class Trainer:
 
     def track(self, result: Evaluation) -> None:
         self.last_eval.update(result.values)
-        if "test_acc" in result.values:
-            self.best["best_test_acc"] = max(
-                self.best.get("best_test_acc", -math.inf), result.values["test_acc"]
-            )
-        if "test_loss" in result.values:
-            self.best["best_test_loss"] = min(
-                self.best.get("best_test_loss", math.inf), result.values["test_loss"]
-            )
+        for split in ("test", "val"):
+            acc, loss = f"{split}_acc", f"{split}_loss"
+            if acc in result.values:
+                best = self.best.get(f"best_{acc}", -math.inf)
+                self.best[f"best_{acc}"] = max(best, result.values[acc])
+            if loss in result.values:
+                best = self.best.get(f"best_{loss}", math.inf)
+                self.best[f"best_{loss}"] = min(best, result.values[loss])
 
     def finish(self, status: Status, message: str) -> Finished:
         finished = Finished(status=status, step=self.step, summary=self.summary(), message=message)
@@ -356,7 +356,7 @@ class Trainer:
         self.evaluator.load_warm_state(state.get("warm_starts", {}))
 
 
-_FINAL_NAMES = ("train_loss", "test_loss", "train_acc", "test_acc")
+_FINAL_NAMES = ("train_loss", "test_loss", "train_acc", "test_acc", "val_loss", "val_acc")
 
 
 def _make_optimizer(spec: JobSpec, model: nn.Module) -> SharpnessAware:
@@ -380,7 +380,9 @@ def _current_rho(optimizer: torch.optim.Optimizer) -> float | None:
 
 def _to_device(task: Any, device: torch.device) -> Any:
     """The task's tensors on `device`, regression targets shaped like the model's outputs."""
-    for name in ("x_train", "y_train", "x_test", "y_test"):
+    for name in ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val"):
+        if getattr(task, name) is None:
+            continue
         tensor = getattr(task, name).to(device)
         if task.task == "regression" and name.startswith("y") and tensor.dim() == 1:
             tensor = tensor.unsqueeze(1)

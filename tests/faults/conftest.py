@@ -83,6 +83,7 @@ def fault_env(
         LEASE_SECONDS="3",
         RECONCILE_SECONDS="1",
         MAX_ATTEMPTS="3",
+        STUDY_POLL_SECONDS="0",  # studies are driven by the API a test starts and kills
     )
 
 

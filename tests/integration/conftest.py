@@ -35,7 +35,7 @@ from tests.pg import temporary_database
 
 __all__ = ["TERMINAL", "Process", "create_key", "free_port", "running_api", "stack_environment"]
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+TERMINAL = ("succeeded", "failed", "cancelled", "pruned")
 
 
 class Process:
@@ -115,6 +115,7 @@ def stack_environment(home: Path, database_url: str, broker_url: str, **flatlab:
         "LEASE_SECONDS": "20",
         "RECONCILE_SECONDS": "2",
         "WORKER_STALE_SECONDS": "5",  # a killed worker stops counting soon
+        "STUDY_POLL_SECONDS": "0.3",  # the study driver feeds the pruner promptly
         **flatlab,
     }
     env.update({f"FLATLAB_{k}": v for k, v in settings.items()})

@@ -2,7 +2,7 @@
 "use strict";
 
 const KEY = "flatlab_api_key";
-const TERMINAL = ["succeeded", "failed", "cancelled"];
+const TERMINAL = ["succeeded", "failed", "cancelled", "pruned"];
 const $ = (sel, root = document) => root.querySelector(sel);
 
 function headers(extra = {}) {

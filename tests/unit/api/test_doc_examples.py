@@ -193,8 +193,8 @@ class Runner:
                 self.finish(self.jobs[0])
         elif kind == "datasets":
             self.ids["uploads"] = r.json()["id"]
-        elif example.path == "/v1/benchmarks":  # not a cancel of one
-            self.ids["benchmarks"] = r.json()["id"]
+        elif example.path in ("/v1/benchmarks", "/v1/studies"):  # not a cancel of one
+            self.ids[kind] = r.json()["id"]
 
     def finish(self, job_id: str) -> None:
         """Play the worker: the first job of a doc runs to the end, with points and weights."""
@@ -219,7 +219,7 @@ class Runner:
 
 def expected_status(example: Example) -> int:
     path = example.path.split("?")[0]
-    if example.method == "POST" and path in ("/v1/jobs", "/v1/benchmarks"):
+    if example.method == "POST" and path in ("/v1/jobs", "/v1/benchmarks", "/v1/studies"):
         return 202
     if example.method == "POST" and path == "/v1/datasets":
         return 201

@@ -169,6 +169,7 @@ COMPLETE = {
     "/v1/measures": "the catalog",
     "/v1/presets": "the presets shipped with flatlab",
     "/v1/benchmarks/{benchmark_id}": "job_list: at most FLATLAB_MAX_BENCHMARK_JOBS",
+    "/v1/studies/{study_id}": "trials, history: every trial, at most budget.trials or 10 000",
 }
 
 

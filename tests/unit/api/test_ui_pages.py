@@ -20,6 +20,8 @@ def test_root_redirects_to_the_dashboard(client: TestClient) -> None:
         ("/ui/jobs/abc123", 'data-job-id="abc123"'),
         ("/ui/benchmarks", 'id="benchmarks"'),
         ("/ui/benchmarks/b-1", 'data-benchmark-id="b-1"'),
+        ("/ui/studies", 'id="studies"'),
+        ("/ui/studies/s-1", 'data-study-id="s-1"'),
         ("/ui/results", 'id="results-form"'),
         ("/ui/submit", 'id="submit-form"'),
         ("/ui/login", 'id="login-form"'),

@@ -144,6 +144,16 @@ def test_mlp_on_digits_members_equal_solo_runs() -> None:
     assert members[2].finished.summary["grad_evals"] == 44.0, "ρ = 0 costs one pass a step"
 
 
+def test_members_with_a_validation_split_equal_solo_runs_validation_metrics_included() -> None:
+    split = {"validation_fraction": 0.2}
+    specs = [digits_spec(training={"seed": seed}, data=split) for seed in (0, 1)]
+    members = run_ensemble(specs)
+    for spec, member in zip(specs, members, strict=True):
+        solo = run(spec)
+        assert {"final_val_loss", "final_val_acc", "best_val_acc"} <= set(solo.finished.summary)
+        assert_same_run(solo, member)
+
+
 def test_members_sharpness_measures_equal_solo_runs() -> None:
     measure = {"sharpness": ["ascent_sharpness", "hessian_trace", "average_sharpness"]}
     specs = [relu_spec(seed, measure=measure, training={"epochs": 2}) for seed in (0, 1)]
