@@ -210,6 +210,8 @@ def failed(exc: Exception, recorder: Recorder, job_id: str, spec: JobSpec) -> Ou
         log.warning("%s; this attempt stops and writes nothing more", lost)
         return Outcome("lost")
     return outcome
+
+
 def _fits(session: Session, job_id: str) -> bool:
     """Whether this worker holds the GPUs a queued `gpu` job's ranks need.
 
