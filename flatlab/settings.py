@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # where the API cannot see the workers' data folder).
     check_data_on_submit: bool = True
     reconcile_seconds: float = 15.0
+    # How often a running job's buffered metric points and progress are written (a live
+    # stream, and a study's pruner, hear of them this late at most).
+    metric_flush_seconds: float = Field(1.0, gt=0, le=60)
     # Database connections of one API process. Its request sessions (one slot each),
     # the connections kept for work outside requests and its thread limit all follow
     # from this one number (`api.db_gate`), so no request waits on the pool in a thread.

@@ -116,9 +116,11 @@ def _warm_up() -> None:
     block is read now too (a subprocess). A failure is logged and left to the
     job, which meets it again and fails with the reason.
     """
-    from worker.heartbeat import terminated
+    from worker.heartbeat import parent_stopping, terminated
 
-    if terminated():  # the worker is stopping: this child will run nothing
+    # The worker is stopping: this child will run nothing, and importing torch now
+    # would only take CPU from a running job's last checkpoint and hand-back.
+    if terminated() or parent_stopping():
         return
     started = time.monotonic()
     try:

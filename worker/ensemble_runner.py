@@ -181,6 +181,7 @@ class _Ensemble:
             team_id=job.team_id,
             worker_id=self.worker_id,
             artifacts_dir=self.settings.artifacts_dir,
+            flush_seconds=self.settings.metric_flush_seconds,
             reproducibility={
                 **reproducibility_block(spec, job, self.worker_id),
                 # Its clocks are the ensemble's: say whom it trained with.

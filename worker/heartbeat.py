@@ -116,6 +116,12 @@ def mark_stopping() -> None:
     _parent_stopping.value = True
 
 
+def parent_stopping() -> bool:
+    """Whether the worker's parent has begun its shutdown (a child forked after it inherits
+    the mark: such a child will run no job)."""
+    return bool(_parent_stopping.value)
+
+
 def graceful(wait: float = 2.0) -> bool:
     """Whether a SIGTERM this process got is a hand-back: always, outside a pool child (a
     deploy stops the process); in a child, only when its parent is stopping, not when

@@ -172,6 +172,7 @@ class _JobRun:
             "worker_id": self.worker_id,
             "artifacts_dir": self.settings.artifacts_dir,
             "reproducibility": reproducibility_block(self.spec, self.job, self.worker_id),
+            "flush_seconds": self.settings.metric_flush_seconds,
         }
 
     def _resume_path(self) -> str | None:

@@ -116,6 +116,7 @@ def stack_environment(home: Path, database_url: str, broker_url: str, **flatlab:
         "RECONCILE_SECONDS": "2",
         "WORKER_STALE_SECONDS": "5",  # a killed worker stops counting soon
         "STUDY_POLL_SECONDS": "0.3",  # the study driver feeds the pruner promptly
+        "METRIC_FLUSH_SECONDS": "0.1",  # …and hears of a trial's evaluations promptly
         **flatlab,
     }
     env.update({f"FLATLAB_{k}": v for k, v in settings.items()})

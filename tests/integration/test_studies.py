@@ -12,15 +12,17 @@ from tests.integration.specs import DIGITS, spec
 
 pytestmark = pytest.mark.integration
 
-# Twelve epochs of 29 steps: long enough that the driver hears a trial's evaluations
-# while it runs, so that the pruner can stop it.
+# Twenty-four epochs of 29 steps, points written every 0.1 s (the stack's
+# FLATLAB_METRIC_FLUSH_SECONDS): long enough that the driver hears a trial's
+# evaluations while it runs, so that the pruner can stop it.
+EPOCHS = 24
 BASE = spec(
     DIGITS,
     **{
         "name": "it-study",
         "data": {"name": "digits", "batch_size": 40, "validation_fraction": 0.2},
         "model": {"name": "mlp", "hidden": [32]},
-        "training.epochs": 12,
+        "training.epochs": EPOCHS,
         "measure": {"every_epochs": 1, "num_examples": 64},
     },
 )
@@ -73,7 +75,7 @@ def test_study_runs_every_trial_as_a_job_and_prunes_some(study, session_factory)
         assert trial["job_status"] == job.status
         if trial["state"] == "pruned":
             assert job.status == "pruned" and job.failure_reason == "pruned"
-            assert "pruned at step" in job.error and job.summary["epochs"] < 12
+            assert "pruned at step" in job.error and job.summary["epochs"] < EPOCHS
         if trial["state"] == "complete":
             assert job.status == "succeeded"
             assert trial["value"] == job.summary["final_val_loss"]

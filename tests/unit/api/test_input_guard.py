@@ -8,6 +8,7 @@ added later is covered without a change here.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,9 @@ def _locs(response: Any) -> list[str]:
 
 
 def _filled(path: str) -> str:
-    return (
-        path.replace("{job_id}", ID)
-        .replace("{benchmark_id}", ID)
-        .replace("{dataset_id}", ID)
-        .replace("{name}", "checkpoint.pt")
-        .replace("{kind}", "curves")
-    )
+    # every `{…_id}` (jobs, benchmarks, data sets, studies, and whatever comes next)
+    with_ids = re.sub(r"\{[a-z_]+_id\}", ID, path)
+    return with_ids.replace("{name}", "checkpoint.pt").replace("{kind}", "curves")
 
 
 def _operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
