@@ -44,6 +44,17 @@ class LeaseLost(Exception):
         self.job_id, self.worker_id = job_id, worker_id
 
 
+def idled_out(exc: BaseException) -> bool:
+    """Whether `exc` is PostgreSQL ending this attempt's connection because it sat in
+    a transaction past `idle_in_transaction_session_timeout` (SQLSTATE 25P03).
+
+    Worker sessions set that timeout to the lease length, so an attempt frozen
+    while holding its job's row lock has, by then, lost its lease: it must stop
+    as if `LeaseLost` had been raised, writing nothing more.
+    """
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "25P03"
+
+
 def hold(*, session: Session, job_id: str, worker_id: str) -> None:
     """The fence of a write: raise `LeaseLost` unless `worker_id` holds the running job.
 

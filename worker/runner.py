@@ -38,6 +38,7 @@ from store.leases import (
     cancel_if_requested,
     claim_job,
     finish_job,
+    idled_out,
     release_job,
     retry_job,
     touch_enqueued,
@@ -156,7 +157,10 @@ class _JobRun:
                         data_dir=str(self.settings.datasets_dir),
                     )
                 recorder.flush()
-            except SQLAlchemyError:
+            except SQLAlchemyError as exc:
+                if idled_out(exc):  # frozen past its lease while holding the row: lost
+                    log.warning("job %s: %s; this attempt stops, writing nothing", self.job.id, exc)
+                    return Outcome("lost")
                 raise  # the database is gone: the lease expires and the job is retried
             except Exception as exc:
                 return failed(exc, recorder, self.job.id, self.spec)

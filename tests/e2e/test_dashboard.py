@@ -26,16 +26,23 @@ JOB = {
     "model": {"name": "mlp", "hidden": [16]},
     "data": {"name": "digits", "batch_size": 128},
     "optimizer": {"name": "sam", "rho": 0.05, "base": {"name": "sgd", "lr": 0.1}},
-    "training": {"epochs": 1, "seed": 0, "log_every_steps": 1},
+    # Long enough to be watched: a warm worker starts a job within ~0.1 s, and a
+    # one-epoch job would end before the page opens its event stream.
+    "training": {"epochs": 60, "seed": 0, "log_every_steps": 1},
     "measure": {
-        "every_epochs": 1,
+        "every_epochs": 20,
         "num_examples": 128,
         "sharpness": [{"name": "hessian_trace", "probes": 2}],
     },
 }
 BENCHMARK = {
     "name": "ui-bench",
-    "base": {**JOB, "name": None},
+    "base": {
+        **JOB,
+        "name": None,
+        "training": {"epochs": 1, "seed": 0},
+        "measure": {**JOB["measure"], "every_epochs": 1},
+    },
     "axes": {
         "optimizer": [
             {"name": "sgd", "base": {"name": "sgd", "lr": 0.1}, "label": "SGD"},

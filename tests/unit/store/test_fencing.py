@@ -85,3 +85,36 @@ def test_a_lease_is_stamped_by_the_database_clock(factory):
     # SQLite's clock is this host's; PostgreSQL's is the server's: both agree here.
     assert abs((expires - db_now) - timedelta(seconds=30)) < timedelta(seconds=5)
     assert abs(db_now - utcnow()) < timedelta(seconds=5)
+
+
+def test_a_connection_ended_for_idling_in_its_transaction_reads_as_a_lost_lease() -> None:
+    # Worker sessions set idle_in_transaction_session_timeout to the lease length: an
+    # attempt frozen inside a transaction comes back to this error, and must stop.
+    import time as _time
+
+    import sqlalchemy as sa
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from store.leases import idled_out
+    from tests.pg import temporary_database
+
+    with temporary_database() as url:
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SET idle_in_transaction_session_timeout = 100"))
+                conn.execute(sa.text("SELECT 1"))
+                _time.sleep(0.5)
+                try:
+                    conn.execute(sa.text("SELECT 1"))
+                except SQLAlchemyError as exc:
+                    assert idled_out(exc)
+                else:
+                    raise AssertionError("the idle transaction was not ended")
+            with engine.connect() as conn:
+                try:
+                    conn.execute(sa.text("SELECT 1/0"))
+                except SQLAlchemyError as exc:
+                    assert not idled_out(exc)
+        finally:
+            engine.dispose()
