@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
-from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.services.bodies import validate_body
 from api.services.comparison import BUDGET_METRICS, Run, compare
 from api.services.datasets import check_dataset_access
 from api.services.jobs import auto_queue_now, check_data_present, enqueue_group_after_commit
@@ -62,15 +62,7 @@ def read_body(request: dict[str, Any]) -> BenchmarkBody:
             request = apply_preset(request)
         except UnknownPreset as exc:
             raise NotFound(str(exc), resource="preset", id=request["preset"]) from None
-    try:
-        return BenchmarkBody.model_validate(request)
-    except ValidationError as exc:
-        errors = [
-            {"loc": ".".join(str(p) for p in e["loc"]) or "body", "msg": e["msg"]}
-            for e in exc.errors()
-        ]
-        detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5])
-        raise Unprocessable(detail, errors=errors) from None
+    return validate_body(BenchmarkBody, request)
 
 
 def submit_benchmark(

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from api.services.bodies import validate_body
 from api.services.datasets import check_dataset_access
 from api.services.jobs import check_data_present
 from flatlab.settings import Settings
@@ -28,15 +28,7 @@ TRIAL_STATES = ("running", "complete", "pruned", "fail")
 
 def read_study_body(request: dict[str, Any]) -> StudyBody:
     """The request as a study body, or a 422 naming each bad field."""
-    try:
-        return StudyBody.model_validate(request)
-    except ValidationError as exc:
-        errors = [
-            {"loc": ".".join(str(p) for p in e["loc"]) or "body", "msg": e["msg"]}
-            for e in exc.errors()
-        ]
-        detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5])
-        raise Unprocessable(detail, errors=errors) from None
+    return validate_body(StudyBody, request)
 
 
 def validate_study(session: Session, settings: Settings, team_id: str, body: StudyBody) -> None:

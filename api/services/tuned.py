@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.services.bodies import validate_body
 from api.services.jobs import auto_queue_now
 from api.services.studies import submit_study, tuning_curve
 from flatlab.settings import Settings
@@ -33,15 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def read_tuned_body(request: dict[str, Any]) -> TunedBody:
-    try:
-        return TunedBody.model_validate(request)
-    except ValidationError as exc:
-        errors = [
-            {"loc": ".".join(str(p) for p in e["loc"]) or "body", "msg": e["msg"]}
-            for e in exc.errors()
-        ]
-        detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in errors[:5])
-        raise Unprocessable(detail, errors=errors) from None
+    return validate_body(TunedBody, request)
 
 
 def submit_tuned(

@@ -20,10 +20,11 @@ class StudiesMixin:
 
     _http: Http
 
-    def _pages(
-        self, path: str, filters: dict[str, Any], limit: int | None, page_size: int
-    ) -> Iterator[dict[str, Any]]:
-        raise NotImplementedError  # Client's
+    if TYPE_CHECKING:  # `Client`'s, which this is mixed into
+
+        def _pages(
+            self, path: str, filters: dict[str, Any], limit: int | None, page_size: int
+        ) -> Iterator[dict[str, Any]]: ...
 
     def submit_study(self, body: Any) -> Study:
         """`POST /v1/studies`: a base spec with `data.validation_fraction`, a
